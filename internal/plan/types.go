@@ -1,0 +1,113 @@
+package plan
+
+// Plan is a decoded, defaulted plan file. Zero values mean "not set" only
+// before Default has been applied by Load; after Load every field holds
+// the value linkdr will use.
+type Plan struct {
+	// Version of the plan file format. Only 1 exists.
+	Version int    `yaml:"version"`
+	Name    string `yaml:"name"`
+
+	Objectives   Objectives            `yaml:"objectives"`
+	Encryption   Encryption            `yaml:"encryption"`
+	Repositories map[string]Repository `yaml:"repositories"`
+	Stores       map[string]*Store     `yaml:"stores"`
+	Retention    Retention             `yaml:"retention"`
+
+	// Path is the file the plan was read from (not part of the YAML).
+	Path string `yaml:"-"`
+	// positions maps a path such as "stores.users-db.url" to its line.
+	positions map[string]int
+}
+
+// Objectives are the promises of the DR plan. Stores may override RPO.
+type Objectives struct {
+	// RTO is the longest acceptable time to recover. Default 4h.
+	RTO Duration `yaml:"rto"`
+	// RPO is the most data, in time, that may be lost. Default 1h.
+	RPO Duration `yaml:"rpo"`
+	// Availability as a percentage string, e.g. "99.9%". Informational.
+	Availability string `yaml:"availability"`
+	// Retention is how long backups must be restorable (compliance), e.g. 7y.
+	// `plan check` warns when the retention policy cannot reach it.
+	Retention Duration `yaml:"retention"`
+}
+
+// Encryption names who can read backups. Backing up needs only Recipients
+// (public keys); restore and verify need the identity file.
+type Encryption struct {
+	Recipients []string `yaml:"recipients"`
+	// IdentityFile is the age private key. LINKDR_AGE_IDENTITY_FILE overrides
+	// it. Relative paths are relative to the plan file.
+	IdentityFile string `yaml:"identity_file"`
+	// Compression level 1 (fastest) to 4 (smallest). Default 2.
+	CompressionLevel int `yaml:"compression_level"`
+}
+
+// Repository is where backups live.
+type Repository struct {
+	// URL: file:///dir, s3://bucket/prefix?region=…&endpoint=…&use_path_style=true,
+	// or mem:// (tests). May contain ${ENV} references.
+	URL string `yaml:"url"`
+}
+
+// Store is one data store to protect.
+type Store struct {
+	// Kind selects the implementation: postgres.
+	Kind string `yaml:"kind"`
+	// URL of the server. May contain ${ENV} references; a password is
+	// better kept in PasswordFile.
+	URL Secret `yaml:"url"`
+	// PasswordFile holds the password for URL, read at run time.
+	PasswordFile string `yaml:"password_file"`
+	// Repository to back up into. Default "primary".
+	Repository string `yaml:"repository"`
+	// RPO overrides objectives.rpo for this store.
+	RPO Duration `yaml:"rpo"`
+	// Backups are the methods and their schedules.
+	Backups []BackupSpec `yaml:"backups"`
+
+	// postgres: databases to dump; empty means every non-template database.
+	Databases []string `yaml:"databases"`
+	// postgres: directory with pg_dump/pg_restore. Default: the binaries
+	// matching the server's major version, found on this machine.
+	PGBinDir string `yaml:"pg_bin_dir"`
+
+	// Name is the key under stores (not part of the YAML).
+	Name string `yaml:"-"`
+}
+
+// BackupSpec is one backup method of a store and when it runs.
+type BackupSpec struct {
+	// Method depends on the kind: postgres has logical.
+	Method string `yaml:"method"`
+	// Schedule in cron syntax (5 fields, or @hourly, @daily, @every 15m).
+	Schedule Cron `yaml:"schedule"`
+}
+
+// Retention is the grandfather-father-son policy applied per store and
+// method. A backup is kept if any rule keeps it. The newest backup of a
+// store and any backup whose retain_until lies in the future are never
+// deleted.
+type Retention struct {
+	KeepLast    int `yaml:"keep_last"`
+	KeepHourly  int `yaml:"keep_hourly"`
+	KeepDaily   int `yaml:"keep_daily"`
+	KeepWeekly  int `yaml:"keep_weekly"`
+	KeepMonthly int `yaml:"keep_monthly"`
+	KeepYearly  int `yaml:"keep_yearly"`
+}
+
+// StoreNames returns the store names in sorted order.
+func (p *Plan) StoreNames() []string { return sortedKeys(p.Stores) }
+
+// RepositoryNames returns the repository names in sorted order.
+func (p *Plan) RepositoryNames() []string { return sortedKeys(p.Repositories) }
+
+// StoreRPO is the RPO that applies to a store.
+func (p *Plan) StoreRPO(s *Store) Duration {
+	if s.RPO > 0 {
+		return s.RPO
+	}
+	return p.Objectives.RPO
+}
