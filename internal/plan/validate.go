@@ -43,7 +43,7 @@ func kindSpecificFields() map[string]bool {
 // Kinds lists the store kinds the plan accepts.
 func Kinds() []string { return sortedKeys(kinds) }
 
-var repoSchemes = []string{"file", "s3", "gs", "azblob", "mem"}
+var repoSchemes = []string{"file", "s3", "mem"}
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
@@ -177,7 +177,7 @@ func NormalizeRepositoryURL(raw, base string) (string, error) {
 	if u.Scheme == "file" && (u.Host != "" || u.Path == "") {
 		return "", fmt.Errorf("file URL %q must be file:///absolute/path (three slashes)", raw)
 	}
-	if (u.Scheme == "s3" || u.Scheme == "gs" || u.Scheme == "azblob") && u.Host == "" {
+	if u.Scheme == "s3" && u.Host == "" {
 		return "", fmt.Errorf("%s URL %q has no bucket", u.Scheme, raw)
 	}
 	return raw, nil
