@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"context"
+	"errors"
+
+	"github.com/linkapp/linkdr/internal/envelope"
+	"github.com/linkapp/linkdr/internal/ops"
+	"github.com/linkapp/linkdr/internal/plan"
+	"github.com/linkapp/linkdr/internal/repo"
+	"github.com/linkapp/linkdr/internal/store"
+)
+
+// Exit codes. They are part of the interface: scripts and runbooks branch
+// on them. Keep exitStatusHelp in sync.
+const (
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitUsage       = 2 // bad flags or arguments, invalid plan, unknown store
+	ExitNoRepo      = 10
+	ExitLocked      = 11
+	ExitKey         = 12 // wrong or missing decryption key
+	ExitIntegrity   = 13 // checksum mismatch, damaged artifact, restored data differs
+	ExitInterrupted = 130
+)
+
+const exitStatusHelp = `EXIT STATUS
+  0    success
+  1    failure (see the message)
+  2    usage error, invalid plan, unknown store, or a restore target that needs --force
+  10   repository not found
+  11   locked: another writer holds the store's lease
+  12   wrong or missing decryption key (age identity)
+  13   integrity check failed: damaged artifact or restored data differs
+  130  interrupted (Ctrl-C / SIGTERM); nothing partial was left visible`
+
+// usageError marks bad flags or arguments.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(msg string) error { return usageError{msg: msg} }
+
+// exitCode decides the process exit status for an error. interrupted is
+// true when a signal cancelled the run.
+func exitCode(err error, interrupted bool) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case interrupted || errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	case errors.As(err, &ue), errors.Is(err, plan.ErrInvalid), errors.Is(err, ops.ErrUnknownStore), errors.Is(err, store.ErrTargetNotEmpty):
+		return ExitUsage
+	case errors.Is(err, repo.ErrNotFound):
+		return ExitNoRepo
+	case errors.Is(err, repo.ErrLocked):
+		return ExitLocked
+	case errors.Is(err, envelope.ErrWrongKey):
+		return ExitKey
+	case errors.Is(err, envelope.ErrIntegrity), errors.Is(err, store.ErrMismatch):
+		return ExitIntegrity
+	default:
+		return ExitFailure
+	}
+}

@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/linkapp/linkdr/internal/ops"
+)
+
+type restoreOptions struct {
+	ops.RestoreOptions
+	dryRun bool
+	yes    bool
+}
+
+func newRestoreCmd(g *globals) *cobra.Command {
+	o := &restoreOptions{}
+	cmd := &cobra.Command{
+		Use:   "restore STORE",
+		Short: "Restore a backup of a store into a target",
+		Long: `restore restores the newest backup of STORE (or --backup ID) into the store
+itself or into --target. For PostgreSQL, --target is a server URL; if it
+names a database, the (single, or --select-ed) database is restored under
+that name. Missing databases are created; a database that already has
+tables is refused unless --force, which replaces the objects of the dump.
+
+With --jobs 1 the dump streams into pg_restore in one transaction: all or
+nothing, no temporary file. With --jobs N > 1 it is spooled to --temp-dir
+first, because pg_restore restores in parallel only from a file.
+
+After restoring, every table's row count and content checksum are compared
+with the figures recorded at backup time (--verify=false skips this); a
+difference exits 13.
+
+restore asks for confirmation on a terminal; scripts pass --yes. --dry-run
+shows what would be restored where, and changes nothing.`,
+		Example: `  linkdr restore users-db --dry-run
+  linkdr restore users-db --target postgres://postgres@10.0.0.5:5432/link_users_scratch --yes
+  linkdr restore users-db --backup 20261126T061500Z-3fa2 --select link_users --jobs 2 --yes`,
+		Args: exactArgs(1, "a store name"),
+		RunE: func(cmd *cobra.Command, args []string) error { return runRestore(cmd, g, o, args[0]) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Backup, "backup", "", "backup id or unique prefix (default: the newest)")
+	f.StringVar(&o.Repository, "repo", "", "repository of the plan to restore from (default: the store's)")
+	f.StringVar(&o.Target, "target", "", "where to restore (default: the store itself)")
+	f.StringSliceVar(&o.Select, "select", nil, "restore only these parts (PostgreSQL: database names)")
+	f.IntVarP(&o.Jobs, "jobs", "j", 1, "parallel jobs (more than 1 spools to a temporary file)")
+	f.BoolVar(&o.Force, "force", false, "replace the contents of a target that already has data")
+	f.BoolVar(&o.Verify, "verify", true, "compare the restored data with the backup's row counts and checksums")
+	f.StringVar(&o.TempDir, "temp-dir", os.TempDir(), "where --jobs > 1 spools the dump")
+	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be restored, change nothing")
+	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, storeName string) error {
+	if o.Jobs < 1 {
+		return usagef("--jobs must be at least 1")
+	}
+	r, err := g.runner()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	cfg, err := r.StoreConfig(storeName)
+	if err != nil {
+		return err
+	}
+	rp, m, err := r.ResolveBackup(ctx, storeName, o.RestoreOptions)
+	if err != nil {
+		return err
+	}
+	rp.Close()
+	target := o.Target
+	if target == "" {
+		target = cfg.URL.String() + " (the store itself)"
+	} else {
+		target = redactURL(target)
+	}
+	if o.dryRun {
+		plan := map[string]any{
+			"store": storeName, "backup": m.ID, "consistent_at": m.ConsistentAt, "target": target,
+			"artifacts": m.Artifacts, "select": o.Select, "jobs": o.Jobs, "force": o.Force, "verify": o.Verify,
+		}
+		if g.json() {
+			return printJSON(g.stdout, plan)
+		}
+		fmt.Fprintf(g.stdout, "would restore %s backup %s (consistent at %s, %s)\ninto %s\n", storeName, m.ID, stamp(m.ConsistentAt), sizeOf(m.PlainSize()), target)
+		for _, a := range m.Artifacts {
+			if len(o.Select) == 0 || contains(o.Select, a.Meta["database"]) {
+				fmt.Fprintf(g.stdout, "  %s (%s)\n", a.Name, sizeOf(a.PlainSize))
+			}
+		}
+		fmt.Fprintln(g.stdout, "dry run: nothing changed")
+		return nil
+	}
+	if !o.yes {
+		if err := confirm(g, fmt.Sprintf("Restore %s backup %s (consistent at %s) into %s?", storeName, m.ID, stamp(m.ConsistentAt), target)); err != nil {
+			return err
+		}
+	}
+	o.Backup = m.ID // exactly the backup that was confirmed
+	start := time.Now()
+	_, res, err := r.Restore(ctx, storeName, o.RestoreOptions)
+	elapsed := time.Since(start)
+	if res != nil {
+		if g.json() {
+			if perr := printJSON(g.stdout, map[string]any{"backup": m.ID, "result": res, "duration_ns": elapsed}); perr != nil {
+				return perr
+			}
+		} else {
+			t := newTable(g.stdout, "RESTORED", "INTO", "DURATION", "VERIFIED")
+			for _, it := range res.Items {
+				v := "no"
+				if it.Verified {
+					v = it.Checked
+				}
+				t.row(it.Name, it.Target, it.Duration.Round(time.Millisecond), v)
+			}
+			t.flush()
+			if err == nil {
+				fmt.Fprintf(g.stdout, "restored %s from %s in %s\n", storeName, m.ID, elapsed.Round(time.Millisecond))
+			}
+		}
+	}
+	return err
+}
+
+// confirm asks on a terminal; elsewhere it refuses, so a script that
+// forgot --yes fails instead of hanging.
+func confirm(g *globals, question string) error {
+	f, ok := g.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return usagef("not a terminal: pass --yes to confirm (or --dry-run to see what would happen)")
+	}
+	fmt.Fprintf(g.stderr, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+		return usagef("not confirmed")
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,131 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/linkapp/linkdr/internal/repo"
+	"github.com/linkapp/linkdr/internal/retention"
+)
+
+// IncompleteGrace is how old the leftovers of an interrupted backup must be
+// before retention removes them; a backup running that long would hold
+// its lease anyway.
+const IncompleteGrace = 24 * time.Hour
+
+// SeriesReport is retention's verdict on one store and method.
+type SeriesReport struct {
+	Store     string               `json:"store"`
+	Method    string               `json:"method"`
+	Decisions []retention.Decision `json:"decisions"`
+	Kept      int                  `json:"kept"`
+	Removed   int                  `json:"removed"`
+	// Incomplete lists leftovers of interrupted backups that were (or, in
+	// a dry run, would be) removed.
+	Incomplete []string `json:"incomplete,omitempty"`
+	Errors     []string `json:"errors,omitempty"`
+}
+
+// ApplyRetention applies the plan's policy to every store of the plan.
+// With dryRun nothing is deleted. Errors deleting one backup are reported
+// in its series and do not stop the others.
+func (r *Runner) ApplyRetention(ctx context.Context, dryRun bool) ([]SeriesReport, error) {
+	now := r.now()
+	pol := r.Plan.Retention
+	policy := retention.Policy{Last: pol.KeepLast, Hourly: pol.KeepHourly, Daily: pol.KeepDaily,
+		Weekly: pol.KeepWeekly, Monthly: pol.KeepMonthly, Yearly: pol.KeepYearly}
+	var out []SeriesReport
+	var errs []error
+	for _, name := range r.Plan.StoreNames() {
+		cfg := r.Plan.Stores[name]
+		rp, err := r.OpenRepo(ctx, cfg.Repository)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		reports, err := r.retainStore(ctx, rp, name, policy, now, dryRun)
+		rp.Close()
+		out = append(out, reports...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, policy retention.Policy, now time.Time, dryRun bool) ([]SeriesReport, error) {
+	all, err := rp.Backups(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	byMethod := map[string][]*repo.Manifest{}
+	for _, m := range all {
+		byMethod[m.Method] = append(byMethod[m.Method], m)
+	}
+	methods := make([]string, 0, len(byMethod))
+	for k := range byMethod {
+		methods = append(methods, k)
+	}
+	sort.Strings(methods)
+	var out []SeriesReport
+	for _, method := range methods {
+		ms := byMethod[method]
+		items := make([]retention.Item, len(ms))
+		byID := map[string]*repo.Manifest{}
+		for i, m := range ms {
+			items[i] = retention.Item{ID: m.ID, Time: m.ConsistentAt}
+			if m.RetainUntil != nil {
+				items[i].RetainUntil = *m.RetainUntil
+			}
+			byID[m.ID] = m
+		}
+		rep := SeriesReport{Store: name, Method: method, Decisions: retention.Apply(items, policy, now)}
+		for _, d := range rep.Decisions {
+			if d.Keep {
+				rep.Kept++
+				continue
+			}
+			rep.Removed++
+			if dryRun {
+				continue
+			}
+			if err := rp.Delete(ctx, byID[d.ID]); err != nil {
+				rep.Errors = append(rep.Errors, err.Error())
+			}
+		}
+		out = append(out, rep)
+	}
+	// Leftovers of interrupted backups, unless a writer is active now.
+	inc, err := rp.Incomplete(ctx, name)
+	if err != nil {
+		return out, err
+	}
+	var stale []string
+	for id, t := range inc {
+		if now.Sub(t) > IncompleteGrace {
+			stale = append(stale, id)
+		}
+	}
+	if len(stale) == 0 {
+		return out, nil
+	}
+	sort.Strings(stale)
+	rep := SeriesReport{Store: name, Method: "(incomplete)", Incomplete: stale}
+	if !dryRun {
+		lease, err := rp.AcquireLease(ctx, name, "retention", r.LeaseTTL)
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("leftovers kept: %v", err))
+		} else {
+			for _, id := range stale {
+				if err := rp.DeleteIncomplete(ctx, name, id); err != nil {
+					rep.Errors = append(rep.Errors, err.Error())
+				}
+			}
+			lease.Release()
+		}
+	}
+	return append(out, rep), nil
+}

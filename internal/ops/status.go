@@ -1,0 +1,103 @@
+package ops
+
+import (
+	"context"
+	"time"
+
+	"github.com/linkapp/linkdr/internal/repo"
+)
+
+// RPO states of a store, by exposure against its objective.
+const (
+	StateOK       = "OK"
+	StateAtRisk   = "AT RISK"
+	StateBreached = "BREACHED"
+	StateUnknown  = "UNKNOWN"
+)
+
+// AtRiskFraction of the RPO objective is where exposure turns amber; the
+// shipped alert rule "RPO at risk" uses the same threshold.
+const AtRiskFraction = 0.8
+
+// StoreStatus is the protection posture of one store.
+type StoreStatus struct {
+	Store      string `json:"store"`
+	Kind       string `json:"kind"`
+	Repository string `json:"repository"`
+	Backups    int    `json:"backups"`
+	// Latest is the newest complete backup, if any.
+	LatestID     string    `json:"latest_id,omitempty"`
+	LatestMethod string    `json:"latest_method,omitempty"`
+	ConsistentAt time.Time `json:"consistent_at,omitempty"`
+	// Exposure is how much data, in time, would be lost right now: the age
+	// of the newest restorable data.
+	Exposure    time.Duration `json:"exposure_ns"`
+	RPO         time.Duration `json:"rpo_ns"`
+	State       string        `json:"state"`
+	StoredBytes int64         `json:"stored_bytes"`
+	Error       string        `json:"error,omitempty"`
+}
+
+// State classifies an exposure against an objective.
+func State(exposure, rpo time.Duration, haveBackup bool) string {
+	switch {
+	case !haveBackup || exposure > rpo:
+		return StateBreached
+	case float64(exposure) > AtRiskFraction*float64(rpo):
+		return StateAtRisk
+	default:
+		return StateOK
+	}
+}
+
+// Status reads the repository (no daemon needed) and reports every store
+// of the plan. A repository that cannot be read makes its stores UNKNOWN
+// with the error, not the whole call fail.
+func (r *Runner) Status(ctx context.Context) ([]StoreStatus, error) {
+	now := r.now()
+	repos := map[string]*repo.Repo{}
+	repoErr := map[string]error{}
+	defer func() {
+		for _, rp := range repos {
+			rp.Close()
+		}
+	}()
+	var out []StoreStatus
+	for _, name := range r.Plan.StoreNames() {
+		cfg := r.Plan.Stores[name]
+		st := StoreStatus{Store: name, Kind: cfg.Kind, Repository: cfg.Repository, RPO: r.Plan.StoreRPO(cfg).D()}
+		rp, ok := repos[cfg.Repository]
+		if !ok && repoErr[cfg.Repository] == nil {
+			var err error
+			if rp, err = r.OpenRepo(ctx, cfg.Repository); err != nil {
+				repoErr[cfg.Repository] = err
+			} else {
+				repos[cfg.Repository] = rp
+			}
+		}
+		if err := repoErr[cfg.Repository]; err != nil {
+			st.State, st.Error = StateUnknown, err.Error()
+			out = append(out, st)
+			continue
+		}
+		all, err := rp.Backups(ctx, name)
+		if err != nil {
+			st.State, st.Error = StateUnknown, err.Error()
+			out = append(out, st)
+			continue
+		}
+		st.Backups = len(all)
+		for _, m := range all {
+			st.StoredBytes += m.StoredSize()
+			if m.ConsistentAt.After(st.ConsistentAt) {
+				st.LatestID, st.LatestMethod, st.ConsistentAt = m.ID, m.Method, m.ConsistentAt
+			}
+		}
+		if len(all) > 0 {
+			st.Exposure = now.Sub(st.ConsistentAt)
+		}
+		st.State = State(st.Exposure, st.RPO, len(all) > 0)
+		out = append(out, st)
+	}
+	return out, nil
+}

@@ -1,0 +1,119 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// findTool locates pg_dump or pg_restore for a server major version:
+// binDir if configured, else the Debian/Ubuntu layout, else PATH. A tool
+// older than the server cannot read its catalogs, so it is refused.
+func findTool(ctx context.Context, name, binDir string, major int) (string, error) {
+	var candidates []string
+	if binDir != "" {
+		candidates = append(candidates, filepath.Join(binDir, name))
+	} else {
+		candidates = append(candidates,
+			fmt.Sprintf("/usr/lib/postgresql/%d/bin/%s", major, name),
+			fmt.Sprintf("/usr/pgsql-%d/bin/%s", major, name))
+		if p, err := exec.LookPath(name); err == nil {
+			candidates = append(candidates, p)
+		}
+	}
+	var seen []string
+	for _, c := range candidates {
+		if _, err := os.Stat(c); err != nil {
+			continue
+		}
+		v, err := toolMajor(ctx, c)
+		if err != nil {
+			seen = append(seen, fmt.Sprintf("%s (%v)", c, err))
+			continue
+		}
+		if v >= major {
+			return c, nil
+		}
+		seen = append(seen, fmt.Sprintf("%s is version %d", c, v))
+	}
+	hint := fmt.Sprintf("install postgresql-client-%d, or set pg_bin_dir in the plan", major)
+	if len(seen) > 0 {
+		return "", fmt.Errorf("no %s for PostgreSQL %d: %s (hint: %s)", name, major, strings.Join(seen, "; "), hint)
+	}
+	return "", fmt.Errorf("no %s for PostgreSQL %d found (hint: %s)", name, major, hint)
+}
+
+var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
+
+func toolMajor(ctx context.Context, path string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "--version").Output()
+	if err != nil {
+		return 0, err
+	}
+	m := versionRE.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("unrecognised version %q", strings.TrimSpace(string(out)))
+	}
+	return strconv.Atoi(string(m[1]))
+}
+
+// command prepares a PostgreSQL client tool that stops gently (SIGTERM,
+// then SIGKILL after 10 s) when ctx is cancelled, and keeps the tail of
+// its stderr for error messages.
+func command(ctx context.Context, path string, env []string, args ...string) (*exec.Cmd, *tailBuffer) {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = env
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	tail := &tailBuffer{max: 4096}
+	cmd.Stderr = tail
+	return cmd, tail
+}
+
+// toolError explains a failed tool run with the end of what it said.
+func toolError(name string, err error, tail *tailBuffer) error {
+	msg := strings.TrimSpace(tail.String())
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && msg != "" {
+		return fmt.Errorf("%s: exit %d: %s", name, ee.ExitCode(), msg)
+	}
+	if msg != "" {
+		return fmt.Errorf("%s: %w: %s", name, err, msg)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	buf bytes.Buffer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf.Write(p)
+	if t.buf.Len() > 2*t.max {
+		b := t.buf.Bytes()[t.buf.Len()-t.max:]
+		t.buf.Reset()
+		t.buf.Write(b)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	b := t.buf.Bytes()
+	if len(b) > t.max {
+		b = b[len(b)-t.max:]
+	}
+	return string(b)
+}

@@ -1,0 +1,155 @@
+// Package store defines what a store kind (postgres, redis, …) implements
+// and the registry that builds one from its plan entry. Kinds live in
+// sub-packages and register themselves; the ops package drives them with
+// the repository, so a kind never sees leases, manifests being written,
+// or the CLI.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/linkapp/linkdr/internal/plan"
+	"github.com/linkapp/linkdr/internal/repo"
+)
+
+// ErrMismatch: a restored target does not hold what the backup's stats
+// say it should (rows, checksums, keys…). The CLI reports it as an
+// integrity failure.
+var ErrMismatch = errors.New("restored data does not match the backup")
+
+// ErrTargetNotEmpty: the restore target already holds data and Force was
+// not given.
+var ErrTargetNotEmpty = errors.New("restore target is not empty")
+
+// Store backs up and restores one data store.
+type Store interface {
+	// Backup streams the store's data into artifacts created on the sink
+	// and reports what the data is and when it was consistent.
+	Backup(ctx context.Context, req BackupRequest) (*BackupResult, error)
+	// Restore reads a backup's artifacts from the source into a target.
+	Restore(ctx context.Context, req RestoreRequest) (*RestoreResult, error)
+	// VerifyArtifact checks that an artifact's plaintext (already proven
+	// intact by its checksums) is usable by the kind's own tools, e.g.
+	// `pg_restore --list`. It must read r to the end.
+	VerifyArtifact(ctx context.Context, m *repo.Manifest, a *repo.Artifact, r io.Reader) error
+}
+
+// Sink is where a backup writes its artifacts. Every artifact must be
+// closed before Backup returns; an error from Close fails the backup.
+type Sink interface {
+	CreateArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (io.WriteCloser, error)
+}
+
+// Source reads a backup's artifacts. Reading one to the end proves its
+// checksums; an integrity error surfaces from Read.
+type Source interface {
+	OpenArtifact(ctx context.Context, name string) (io.ReadCloser, error)
+}
+
+// BackupRequest asks for one backup by one method.
+type BackupRequest struct {
+	Method string
+	Sink   Sink
+	Log    *slog.Logger
+}
+
+// BackupResult is what the kind knows once its artifacts are stored.
+type BackupResult struct {
+	// ConsistentAt is the moment the data represents.
+	ConsistentAt time.Time
+	// Source and Stats go into the manifest as JSON; the kind documents
+	// their shape in docs/format.md.
+	Source any
+	Stats  any
+}
+
+// RestoreRequest asks to restore one backup.
+type RestoreRequest struct {
+	Manifest *repo.Manifest
+	Source   Source
+	// Target is where to restore, as a URL of the kind's scheme; empty
+	// means the store itself.
+	Target string
+	// Select restricts the restore to some parts (databases, collections…).
+	Select []string
+	// Jobs is the parallelism the kind may use (at least 1).
+	Jobs int
+	// Force allows overwriting a target that already holds data.
+	Force bool
+	// Verify compares the restored data with the manifest's stats.
+	Verify bool
+	// TempDir is where a kind may spool data when its tool needs a file.
+	TempDir string
+	Log     *slog.Logger
+}
+
+// RestoreResult reports what was restored and what verification found.
+type RestoreResult struct {
+	Target string         `json:"target"`
+	Items  []RestoredItem `json:"items"`
+}
+
+// RestoredItem is one restored part (a database, a collection…).
+type RestoredItem struct {
+	Name     string        `json:"name"`
+	Target   string        `json:"target"`
+	Duration time.Duration `json:"duration_ns"`
+	// Verified is true when the restored data matched the manifest's stats.
+	Verified bool `json:"verified"`
+	// Checked says what verification compared, e.g. "12 tables: rows and checksums".
+	Checked string `json:"checked,omitempty"`
+}
+
+// Env is what a kind gets from the plan besides its own entry.
+type Env struct {
+	Plan *plan.Plan
+	Log  *slog.Logger
+}
+
+// Factory builds a kind's Store from its plan entry.
+type Factory func(cfg *plan.Store, env Env) (Store, error)
+
+var (
+	mu        sync.RWMutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a kind available. Kinds call it from init.
+func Register(kind string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[kind]; dup {
+		panic("store: kind registered twice: " + kind)
+	}
+	factories[kind] = f
+}
+
+// Kinds lists the registered kinds.
+func Kinds() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(factories))
+	for k := range factories {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// New builds the Store for a plan entry.
+func New(cfg *plan.Store, env Env) (Store, error) {
+	mu.RLock()
+	f, ok := factories[cfg.Kind]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("store %s: kind %q is not built into this linkdr", cfg.Name, cfg.Kind)
+	}
+	return f(cfg, env)
+}
