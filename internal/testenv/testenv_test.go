@@ -309,7 +309,7 @@ func TestS3(t *testing.T) {
 func TestKube(t *testing.T) {
 	ns := NewNamespace(t)
 	var got struct {
-		Metadata struct{ Name string } `json:"metadata"`
+		Metadata struct{ Name string }  `json:"metadata"`
 		Status   struct{ Phase string } `json:"status"`
 	}
 	if _, err := kubeRequest(t, http.MethodGet, "/api/v1/namespaces/"+ns, nil, &got); err != nil {
