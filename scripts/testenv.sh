@@ -116,15 +116,17 @@ stop_pid() {
 }
 
 # stop_component NAME [keep-ports]: stop every server under .testenv/NAME (postgres gets
-# SIGINT = fast shutdown), then remove its state; with keep-ports, keep the port files so a
+# SIGINT = fast shutdown, others SIGTERM), then remove its state; with keep-ports, keep the port files so a
 # restarted server gets its old port back when it is still free.
 stop_component() {
 	local c=$1 keep=${2:-} sig=TERM pidfile
 	if [[ $c == pg ]]; then sig=INT; fi
 	if [[ -d $TE/$c ]]; then
-		while IFS= read -r pidfile; do
+		# Newest pid file first: stop in reverse start order (the API server before etcd,
+		# the standby before the primary).
+		while read -r _ pidfile; do
 			stop_pid "$(<"$pidfile")" "$sig"
-		done < <(find "$TE/$c" -name pid -type f)
+		done < <(find "$TE/$c" -name pid -type f -printf '%T@ %p\n' | sort -rn)
 		if [[ -n $keep ]]; then
 			find "$TE/$c" -mindepth 1 -depth \( -type d -empty -o ! -type d ! -name port \) -delete
 		else
@@ -138,15 +140,17 @@ stop_component() {
 
 declare -A TAKEN=()
 
-# load_taken_ports: every local TCP/UDP port in use now (any state), from /proc/net.
+# load_taken_ports: every local TCP/UDP port in use now, from /proc/net. TIME_WAIT (06)
+# does not count: the servers bind with SO_REUSEADDR, and a restarted server's old port is
+# full of them.
 load_taken_ports() {
-	local f line hex
+	local f line hex state
 	TAKEN=()
 	for f in /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6; do
 		[[ -r $f ]] || continue
-		while read -r _ line _; do
+		while read -r _ line _ state _; do
 			hex=${line##*:}
-			if [[ $hex =~ ^[0-9A-F]{4}$ ]]; then TAKEN[$((16#$hex))]=1; fi
+			if [[ $hex =~ ^[0-9A-F]{4}$ && $state != 06 ]]; then TAKEN[$((16#$hex))]=1; fi
 		done <"$f"
 	done
 }
@@ -587,8 +591,11 @@ k8s_summary() { echo "https://127.0.0.1:$(<"$TE/k8s/apiserver/port"), etcd $(<"$
 
 # --- dns -------------------------------------------------------------------------------------
 
+# dns_ready PORT: the zone's SOA comes back (dig +short prints errors on stdout too).
 dns_ready() {
-	[[ -n $(dig @127.0.0.1 -p "$1" "$DNS_ZONE" SOA +short +time=1 +tries=1 2>/dev/null) ]]
+	local soa
+	soa=$(dig @127.0.0.1 -p "$1" "$DNS_ZONE" SOA +short +time=1 +tries=1 2>/dev/null) &&
+		[[ $soa == "ns1.$DNS_ZONE hostmaster.$DNS_ZONE "* ]]
 }
 
 dns_healthy() { alive_dir "$TE/dns" && dns_ready "$(<"$TE/dns/port")"; }
@@ -758,7 +765,7 @@ cmd_status() {
 			rc=1
 		fi
 	done
-	return "$rc"
+	((rc == 0)) || exit 1
 }
 
 cmd_env() {
