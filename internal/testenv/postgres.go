@@ -216,9 +216,11 @@ func (p *Postgres) mkdirData(t testing.TB) {
 	}
 }
 
-// Start starts the server (again) and waits until it accepts connections. Before the first
-// start it appends the Conf lines to postgresql.conf; every start first hands all of DataDir
-// to the postgres user, so files laid down by the test are readable.
+// Start starts the server (again) and waits until it accepts connections: a server in
+// recovery is ready once it is consistent (hot_standby is on by default), so poll
+// pg_is_in_recovery() to see a PITR restore finish. Before the first start it appends the
+// Conf lines to postgresql.conf; every start first hands all of DataDir to the postgres user,
+// so files laid down by the test (recovery.signal, a restore) are readable.
 func (p *Postgres) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
