@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -88,6 +89,13 @@ func (g *globals) runner() (*ops.Runner, error) {
 		return nil, err
 	}
 	r := &ops.Runner{Plan: p, Log: g.log}
+	if v := os.Getenv("LINKDR_LEASE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return nil, usagef(fmt.Sprintf("LINKDR_LEASE_TTL=%q: want a duration of at least 1s, like 2m", v))
+		}
+		r.LeaseTTL = d
+	}
 	if !g.json() {
 		r.Progress = newProgress(g.stderr)
 	}

@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
+
+	"github.com/linkapp/linkdr/internal/ops"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -12,7 +17,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 the newest restorable backup, its age (the RPO exposure: how much data an
 outage now would lose), the RPO objective, and a state: OK, AT RISK (over
 80% of the objective), BREACHED (over the objective, or never backed up) or
-UNKNOWN (repository unreadable).`,
+UNKNOWN (repository unreadable).
+
+The exit status is 0 when every store is OK or AT RISK, 1 when any is
+BREACHED, and the repository's error status (10 when missing) when one
+cannot be read — so status works as a cron or monitoring check.`,
 		Example: "  linkdr status\n  linkdr status -o json",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -25,7 +34,10 @@ UNKNOWN (repository unreadable).`,
 				return err
 			}
 			if g.json() {
-				return printJSON(g.stdout, st)
+				if err := printJSON(g.stdout, st); err != nil {
+					return err
+				}
+				return statusError(st)
 			}
 			t := newTable(g.stdout, "STORE", "KIND", "LATEST BACKUP", "CONSISTENT AT", "EXPOSURE", "RPO", "STATE", "BACKUPS", "STORED")
 			for _, s := range st {
@@ -41,7 +53,26 @@ UNKNOWN (repository unreadable).`,
 				t.row(s.Store, s.Kind, latest, stamp(s.ConsistentAt), exposure, age(s.RPO), state, s.Backups, sizeOf(s.StoredBytes))
 			}
 			t.flush()
-			return nil
+			return statusError(st)
 		},
 	}
+}
+
+// statusError makes status usable in scripts and cron: an unreadable
+// repository exits with that error's status (10 when it is missing), a
+// breached RPO exits 1. AT RISK is a warning, not a failure.
+func statusError(st []ops.StoreStatus) error {
+	var breached []string
+	for _, s := range st {
+		if s.State == ops.StateUnknown {
+			return fmt.Errorf("store %s: %w", s.Store, s.Err)
+		}
+		if s.State == ops.StateBreached {
+			breached = append(breached, s.Store)
+		}
+	}
+	if len(breached) > 0 {
+		return fmt.Errorf("RPO breached (or never backed up): %s", strings.Join(breached, ", "))
+	}
+	return nil
 }

@@ -136,15 +136,3 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	c.p.Add(int64(n))
 	return n, err
 }
-
-// countingWriter reports bytes written to a Progress.
-type countingWriter struct {
-	w io.Writer
-	p Progress
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.p.Add(int64(n))
-	return n, err
-}

@@ -36,6 +36,8 @@ type StoreStatus struct {
 	State       string        `json:"state"`
 	StoredBytes int64         `json:"stored_bytes"`
 	Error       string        `json:"error,omitempty"`
+	// Err is Error as an error, for callers that classify it.
+	Err error `json:"-"`
 }
 
 // State classifies an exposure against an objective.
@@ -76,13 +78,13 @@ func (r *Runner) Status(ctx context.Context) ([]StoreStatus, error) {
 			}
 		}
 		if err := repoErr[cfg.Repository]; err != nil {
-			st.State, st.Error = StateUnknown, err.Error()
+			st.State, st.Error, st.Err = StateUnknown, err.Error(), err
 			out = append(out, st)
 			continue
 		}
 		all, err := rp.Backups(ctx, name)
 		if err != nil {
-			st.State, st.Error = StateUnknown, err.Error()
+			st.State, st.Error, st.Err = StateUnknown, err.Error(), err
 			out = append(out, st)
 			continue
 		}

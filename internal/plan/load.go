@@ -90,6 +90,7 @@ func (p *Plan) Line(path string) int { return p.positions[path] }
 
 var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
 var unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
+var columnRE = regexp.MustCompile(`^column (\d+): (.*)$`)
 
 func yamlSyntaxProblem(file string, err error) Problem {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -119,8 +120,13 @@ func typeErrorProblem(file, msg string, root *yaml.Node) Problem {
 		}
 		return Problem{File: file, Line: line, Path: path, Message: fmt.Sprintf("unknown key %q", f[1]), Hint: hint}
 	}
+	col := 0
+	if c := columnRE.FindStringSubmatch(text); c != nil { // from nodeError
+		col, _ = strconv.Atoi(c[1])
+		text = c[2]
+	}
 	text = strings.Replace(text, "cannot unmarshal !!", "expected a different type, got !!", 1)
-	return Problem{File: file, Line: line, Path: findValue(root, "", line), Message: text}
+	return Problem{File: file, Line: line, Path: findValue(root, "", line, col), Message: text}
 }
 
 // positions records the line of every mapping value and sequence item.
@@ -183,12 +189,14 @@ func findKey(n *yaml.Node, path string, line int, key string) string {
 	return ""
 }
 
-// findValue returns the path of the first scalar value on line.
-func findValue(n *yaml.Node, path string, line int) string {
+// findValue returns the path of the scalar value at line and column, or of
+// the first one on the line when col is 0.
+func findValue(n *yaml.Node, path string, line, col int) string {
+	at := func(v *yaml.Node) bool { return v.Line == line && (col == 0 || v.Column == col) && v.Kind == yaml.ScalarNode }
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if p := findValue(c, path, line); p != "" {
+			if p := findValue(c, path, line, col); p != "" {
 				return p
 			}
 		}
@@ -196,20 +204,20 @@ func findValue(n *yaml.Node, path string, line int) string {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			p := join(path, n.Content[i].Value)
 			v := n.Content[i+1]
-			if v.Line == line && v.Kind == yaml.ScalarNode {
+			if at(v) {
 				return p
 			}
-			if r := findValue(v, p, line); r != "" {
+			if r := findValue(v, p, line, col); r != "" {
 				return r
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
-			if c.Line == line && c.Kind == yaml.ScalarNode {
+			if at(c) {
 				return p
 			}
-			if r := findValue(c, p, line); r != "" {
+			if r := findValue(c, p, line, col); r != "" {
 				return r
 			}
 		}

@@ -68,7 +68,7 @@ func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 // nodeError reports a bad value the way yaml.v3 reports type errors, so the
 // decoder collects it with its line and carries on with the rest.
 func nodeError(n *yaml.Node, format string, args ...any) error {
-	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, fmt.Sprintf(format, args...))}}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: column %d: %s", n.Line, n.Column, fmt.Sprintf(format, args...))}}
 }
 
 // problems is an accumulator used while loading and validating.

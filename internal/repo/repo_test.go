@@ -185,6 +185,16 @@ func suite(t *testing.T, url string) {
 		}
 		l2.Release()
 	})
+	t.Run("ConditionalWrite", func(t *testing.T) {
+		// Leases rely on if-not-exists writes being enforced by the storage.
+		if err := r.writeAll(ctx, "leases/cond-test.json", []byte("{}"), true); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.writeAll(ctx, "leases/cond-test.json", []byte("{}"), true); !isPrecondition(err) {
+			t.Fatalf("second conditional write: %v, want a precondition failure", err)
+		}
+		r.loc.bucket.Delete(ctx, "leases/cond-test.json")
+	})
 	t.Run("StaleLeaseExpires", func(t *testing.T) {
 		now := time.Now()
 		r.SetClock(func() time.Time { return now })

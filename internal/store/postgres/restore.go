@@ -267,15 +267,30 @@ func (p *Postgres) VerifyArtifact(ctx context.Context, m *repo.Manifest, a *repo
 		return err
 	}
 	cmd, tail := command(ctx, pgRestore, os.Environ(), "--list")
-	cmd.Stdin = r
 	cmd.Stdout = io.Discard
-	if err := cmd.Run(); err != nil {
-		return toolError("pg_restore --list", err, tail)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
 	}
-	// pg_restore --list stops after the table of contents; read the rest so
-	// the caller's checksums cover the whole artifact.
-	_, err = io.Copy(io.Discard, r)
-	return err
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start pg_restore --list: %w", err)
+	}
+	_, copyErr := io.Copy(stdin, r)
+	stdin.Close()
+	waitErr := cmd.Wait()
+	var pe *os.PathError
+	if errors.As(copyErr, &pe) {
+		// pg_restore --list stops after the table of contents; read the
+		// rest so the checksums cover the whole artifact.
+		_, copyErr = io.Copy(io.Discard, r)
+	}
+	if copyErr != nil {
+		return copyErr // damage explains any complaint of pg_restore's
+	}
+	if waitErr != nil {
+		return toolError("pg_restore --list", waitErr, tail)
+	}
+	return nil
 }
 
 func quoteLiteral(s string) string {
