@@ -192,7 +192,9 @@ func findKey(n *yaml.Node, path string, line int, key string) string {
 // findValue returns the path of the scalar value at line and column, or of
 // the first one on the line when col is 0.
 func findValue(n *yaml.Node, path string, line, col int) string {
-	at := func(v *yaml.Node) bool { return v.Line == line && (col == 0 || v.Column == col) && v.Kind == yaml.ScalarNode }
+	at := func(v *yaml.Node) bool {
+		return v.Line == line && (col == 0 || v.Column == col) && v.Kind == yaml.ScalarNode
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {

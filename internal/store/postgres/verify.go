@@ -76,4 +76,3 @@ func verifyTables(ctx context.Context, ep *endpoint, st *DatabaseStats) (string,
 	}
 	return fmt.Sprintf("%d tables, %d rows: counts and checksums match", len(st.Tables), st.Rows), nil
 }
-
