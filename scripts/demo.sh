@@ -23,6 +23,7 @@ set -a; source .testenv/env; set +a
 pgurl=${LINKDR_TEST_PG_URL%%\?*}           # postgres://postgres@127.0.0.1:PORT/postgres
 base=${pgurl%/*}                           # postgres://postgres@127.0.0.1:PORT
 db=link_users
+export PGOPTIONS="-c client_min_messages=warning"
 psql_db() { psql -X -q -v ON_ERROR_STOP=1 "$base/$db" "$@"; }
 
 say "creating the Link demo database ($db)"
