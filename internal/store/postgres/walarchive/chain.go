@@ -186,3 +186,18 @@ func (a *Archive) Walk(ctx context.Context, entries []Entry, o WalkOptions) (*Ch
 	}
 	return c, nil
 }
+
+// ResolveSegment names the archived copy of segment segno that replay
+// between timelines from and to reads: the newest timeline that has it.
+func ResolveSegment(entries []Entry, segno uint64, segSize int64, from, to uint32) wal.Name {
+	best := wal.SegmentName(to, segno, segSize)
+	found := false
+	for _, e := range entries {
+		if e.Archived && e.Name.Kind == wal.Segment && e.Name.Timeline >= from && e.Name.Timeline <= to && e.Name.SegNo(segSize) == segno {
+			if !found || e.Name.Timeline > best.Timeline {
+				best, found = e.Name, true
+			}
+		}
+	}
+	return best
+}
