@@ -155,6 +155,10 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		newRestoreCmd(g),
 		newRetentionCmd(g),
 		newStatusCmd(g),
+		newWALPushCmd(g),
+		newWALFetchCmd(g),
+		newWALPrefetchCmd(g),
+		newWALCmd(g),
 	)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")
 	return root

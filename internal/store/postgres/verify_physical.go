@@ -22,6 +22,9 @@ import (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// PhysicalSourceOf decodes the source facts of a physical backup.
+func PhysicalSourceOf(m *repo.Manifest) (PhysicalSource, error) { return decodePhysical(m) }
+
 func decodePhysical(m *repo.Manifest) (PhysicalSource, error) {
 	var src PhysicalSource
 	if m.Kind != "postgres" || m.Method != "physical" {

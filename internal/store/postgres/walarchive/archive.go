@@ -212,12 +212,22 @@ func (a *Archive) Open(ctx context.Context, n wal.Name, ids []age.Identity) (io.
 // newest .partial of it is served instead, padded with zeros to the
 // segment size as PostgreSQL expects; recovery then stops at its end.
 func (a *Archive) Fetch(ctx context.Context, name, dst string, ids []age.Identity) (*Info, error) {
+	return a.fetch(ctx, name, dst, ids, true)
+}
+
+// FetchComplete is Fetch without the .partial fallback (prefetching must
+// not keep a partial that may be completed later).
+func (a *Archive) FetchComplete(ctx context.Context, name, dst string, ids []age.Identity) (*Info, error) {
+	return a.fetch(ctx, name, dst, ids, false)
+}
+
+func (a *Archive) fetch(ctx context.Context, name, dst string, ids []age.Identity, partialOK bool) (*Info, error) {
 	n, err := wal.ParseName(name)
 	if err != nil {
 		return nil, err
 	}
 	rc, in, err := a.Open(ctx, n, ids)
-	if errors.Is(err, ErrNotFound) && n.Kind == wal.Segment {
+	if errors.Is(err, ErrNotFound) && n.Kind == wal.Segment && partialOK {
 		p := n
 		p.Kind = wal.Partial
 		rc, in, err = a.Open(ctx, p, ids)

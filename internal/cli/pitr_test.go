@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkapp/linkdr/internal/store/postgres"
+	"github.com/linkapp/linkdr/internal/testenv"
+)
+
+// restoreInto lays a PITR restore down in a fresh cluster directory,
+// starts it and waits until recovery is over; it returns the cluster.
+func (e *pitrEnv) restoreInto(t *testing.T, args ...string) *testenv.Postgres {
+	t.Helper()
+	pg := testenv.NewPostgres(t, testenv.PostgresOptions{Empty: true})
+	out := e.must(append([]string{"restore", "db", "--target-dir", pg.DataDir, "--yes"}, args...)...)
+	t.Logf("restore %v:\n%s", args, out)
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := postgres.WaitRecovered(t.Context(), pg.URL, func() error {
+		if !pg.Running() {
+			b, _ := os.ReadFile(pg.LogFile)
+			return fmt.Errorf("restored server died:\n%s", b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recovery reached %s (last commit %s) on timeline %d", r.LSN, r.LastCommit.Format(time.RFC3339Nano), r.Timeline)
+	return pg
+}
+
+// TestPITR: a writer inserts rows all along; a base backup runs under that
+// load; WAL is archived by archive_command = linkdr wal-push. Restores to
+// a time, an LSN and a named restore point in the middle of the history
+// hold every row committed before the target and none after.
+func TestPITR(t *testing.T) {
+	e := newPITREnv(t, "archive")
+	pg := testenv.NewPostgres(t, testenv.PostgresOptions{Conf: e.archiveConf()})
+	e.writePlan(pg.URL, "archive")
+	e.must("repo", "init")
+	w := startWriter(t, pg.URL)
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if w.count() < 200 {
+			return fmt.Errorf("%d rows so far", w.count())
+		}
+		return nil
+	})
+	out := e.must("backup", "db", "-o", "json")
+	if !strings.Contains(out, `"method": "physical"`) {
+		t.Fatalf("backup: %s", out)
+	}
+	atLeast := func(n int) {
+		testenv.WaitFor(t, 30*time.Second, func() error {
+			if w.count() < n {
+				return fmt.Errorf("%d rows so far", w.count())
+			}
+			return nil
+		})
+	}
+	atLeast(w.count() + 200)
+	targetTime := time.Now()
+	atLeast(w.count() + 200)
+	var targetLSN string
+	lsnFrom := time.Now()
+	queryRow(t, pg.URL, `SELECT pg_current_wal_lsn()::text`, &targetLSN)
+	lsnTo := time.Now()
+	atLeast(w.count() + 200)
+	nameFrom := time.Now()
+	var rp string
+	queryRow(t, pg.URL, `SELECT pg_create_restore_point('before-cleanup')::text`, &rp)
+	nameTo := time.Now()
+	atLeast(w.count() + 200)
+	w.halt(t)
+	switchAndWaitArchived(t, pg.URL)
+
+	t.Run("Verify", func(t *testing.T) {
+		out := e.must("verify", "--latest", "--store", "db")
+		if !strings.Contains(out, "OK") {
+			t.Fatal(out)
+		}
+		out = e.must("wal", "verify", "db")
+		if !strings.Contains(out, "gaps:         none") || !strings.Contains(out, "archived") {
+			t.Fatal(out)
+		}
+	})
+	t.Run("DryRun", func(t *testing.T) {
+		dir := filepath.Join(testenv.TempDir(t), "pitr")
+		out := e.must("restore", "db", "--to-time", targetTime.UTC().Format(time.RFC3339Nano), "--target-dir", dir, "--dry-run")
+		for _, want := range []string{"base backup:", "WAL:            000000010000000000000", "complete:       yes", "dry run: nothing changed"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("missing %q in:\n%s", want, out)
+			}
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("dry run created %s", dir)
+		}
+	})
+	t.Run("ToTime", func(t *testing.T) {
+		r := e.restoreInto(t, "--to-time", targetTime.UTC().Format(time.RFC3339Nano))
+		w.checkBoundary(t, r.URL, targetTime, targetTime)
+	})
+	t.Run("ToLSN", func(t *testing.T) {
+		r := e.restoreInto(t, "--to-lsn", targetLSN)
+		w.checkBoundary(t, r.URL, lsnFrom, lsnTo)
+	})
+	t.Run("ToName", func(t *testing.T) {
+		r := e.restoreInto(t, "--to-name", "before-cleanup")
+		w.checkBoundary(t, r.URL, nameFrom, nameTo)
+	})
+	t.Run("Latest", func(t *testing.T) {
+		r := e.restoreInto(t, "--latest")
+		var n int64
+		queryRow(t, r.URL, `SELECT count(*) FROM ticks`, &n)
+		if n != int64(w.count()) {
+			t.Fatalf("restored %d rows, the writer committed %d", n, w.count())
+		}
+	})
+	t.Run("ErrTargetNotEmpty", func(t *testing.T) {
+		dir := testenv.TempDir(t)
+		os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600)
+		out, code := e.run("restore", "db", "--latest", "--target-dir", dir, "--yes")
+		if code != ExitUsage || !strings.Contains(out, "pass --force") {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+	})
+}
