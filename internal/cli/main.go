@@ -159,6 +159,7 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		newWALFetchCmd(g),
 		newWALPrefetchCmd(g),
 		newWALCmd(g),
+		newWALReceiveCmd(g),
 	)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")
 	return root

@@ -355,3 +355,29 @@ func physicalBackups(ctx context.Context, rp *repo.Repo, store string) ([]physic
 	}
 	return out, nil
 }
+
+// WALReceive runs the streaming receiver of a store (wal mode stream)
+// until ctx ends.
+func (r *Runner) WALReceive(ctx context.Context, storeName string, status func(postgres.ReceiverStatus)) error {
+	cfg, err := r.WALStore(storeName)
+	if err != nil {
+		return err
+	}
+	st, _, err := r.Store(cfg.Name)
+	if err != nil {
+		return err
+	}
+	pg, ok := st.(*postgres.Postgres)
+	if !ok {
+		return fmt.Errorf("store %s cannot stream WAL", cfg.Name)
+	}
+	a, rp, err := r.WALArchive(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer rp.Close()
+	return pg.ReceiveWAL(ctx, postgres.ReceiverOptions{
+		Archive: a, Slot: cfg.WAL.Slot, PartialInterval: cfg.WAL.PartialInterval.D(),
+		Log: r.log().With("store", cfg.Name), Status: status,
+	})
+}
