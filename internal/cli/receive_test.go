@@ -183,6 +183,7 @@ func TestWALReceive(t *testing.T) {
 			tps = l
 		}
 	}
+	t.Logf("receiver log:\n%s", lastLines(rcv.out.String(), 40))
 	t.Logf("commit-to-repository lag under pgbench (%s), %d samples: p50 %s, p90 %s, p99 %s, max %s", tps, len(lags), p(0.5), p(0.9), p(0.99), lags[len(lags)-1].Round(time.Millisecond))
 
 	// Kill the receiver in the middle of a write stream, restart it.
@@ -229,4 +230,12 @@ func TestWALReceive(t *testing.T) {
 		t.Fatalf("restored %d rows; the writer committed %d (receiver killed after %d)", rows, w.count(), n)
 	}
 	t.Logf("receiver killed after row %d and restarted: all %d rows restored", n, rows)
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
 }
