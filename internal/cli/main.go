@@ -160,6 +160,7 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		newWALPrefetchCmd(g),
 		newWALCmd(g),
 		newWALReceiveCmd(g),
+		newPGCmd(g),
 	)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")
 	return root

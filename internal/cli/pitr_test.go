@@ -89,6 +89,10 @@ func TestPITR(t *testing.T) {
 		if !strings.Contains(out, "gaps:         none") || !strings.Contains(out, "archived") {
 			t.Fatal(out)
 		}
+		out = e.must("status")
+		if !strings.Contains(out, "(wal)") || !strings.Contains(out, " OK ") {
+			t.Fatalf("status must measure exposure from the last archived WAL:\n%s", out)
+		}
 	})
 	t.Run("DryRun", func(t *testing.T) {
 		dir := filepath.Join(testenv.TempDir(t), "pitr")

@@ -85,6 +85,10 @@ func TestWALReceive(t *testing.T) {
 		return nil
 	})
 	e.must("backup", "db")
+	out := e.must("pg", "replication", "db", "--max-retained", "1GiB", "-o", "json")
+	if !strings.Contains(out, `"name": "linkdr_db"`) || !strings.Contains(out, `"active": true`) || !strings.Contains(out, `"ok": true`) {
+		t.Fatalf("pg replication: %s", out)
+	}
 
 	// Lag under pgbench: probes commit a row every 250 ms and wait until
 	// the repository holds the WAL up to the flush position after it.
@@ -197,6 +201,14 @@ func TestWALReceive(t *testing.T) {
 	rcv.cmd.Process.Signal(syscall.SIGKILL)
 	rcv.cmd.Wait()
 	n := w.count()
+	// With nobody consuming the slot, the check fails: the server keeps WAL for it.
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		out, code := e.run("pg", "replication", "db")
+		if code != ExitFailure || !strings.Contains(out, "slot linkdr_db is inactive") {
+			return fmt.Errorf("exit %d: %s", code, out)
+		}
+		return nil
+	})
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		if w.count() < n+300 {
 			return fmt.Errorf("%d rows", w.count())
