@@ -261,11 +261,11 @@ func exec1(ctx context.Context, dbURL, sql string) {
 }
 
 // ensureData creates users and messages with realistic, varied rows:
-// words from a vocabulary picked per row, ids, jsonb and timestamps,
-// so the data compresses like real text (about 3–4×), not like
-// pgbench's blank filler.
+// random words from a chat vocabulary, ids, jsonb and timestamps, so the
+// data compresses like real text (about 3–4×), not like pgbench's blank
+// filler.
 func ensureData(ctx context.Context, dbURL string) int64 {
-	want := fmt.Sprintf("users=%d messages=%d v1", *users, *msgs)
+	want := fmt.Sprintf("users=%d messages=%d v3", *users, *msgs)
 	c, err := pgx.Connect(ctx, withDB(dbURL, "postgres"))
 	must(err)
 	var exists bool
@@ -287,27 +287,36 @@ func ensureData(ctx context.Context, dbURL string) int64 {
 	log.Printf("creating %s (%s)…", *db, want)
 	d, err := pgx.Connect(ctx, dbURL)
 	must(err)
+	// Words are drawn at random with a skew towards the frequent ones
+	// (random()^2), as in real chat; setseed makes the data reproducible.
+	words := "ARRAY['" + strings.Join(strings.Fields(vocabulary), "','") + "']"
+	n := len(strings.Fields(vocabulary))
+	pick := fmt.Sprintf("(%s)[1 + floor(power(random(), 2) * %d)::int]", words, n)
 	_, err = d.Exec(ctx, fmt.Sprintf(`
-CREATE TABLE words AS SELECT row_number() OVER () AS n, w FROM unnest(string_to_array('%[4]s', ' ')) w;
+SELECT setseed(0.42);
 CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, display_name text NOT NULL, bio text,
   prefs jsonb NOT NULL, created_at timestamptz NOT NULL, last_seen timestamptz);
-INSERT INTO users SELECT i, 'user' || i || '@' || (ARRAY['gmail.com','yahoo.com','proton.me','outlook.com'])[1 + i %% 4],
-  initcap((SELECT w FROM words WHERE n = 1 + (i * 7) %% %[5]d)) || ' ' || substr(md5(i::text), 1, 6),
-  (SELECT string_agg(w, ' ') FROM words WHERE n IN (1 + (i*3) %% %[5]d, 1 + (i*11) %% %[5]d, 1 + (i*17) %% %[5]d, 1 + (i*23) %% %[5]d, 1 + (i*29) %% %[5]d, 1 + (i*31) %% %[5]d)) || ' ' || md5((i*5)::text),
-  jsonb_build_object('lang', (ARRAY['en','es','de','fr'])[1 + i %% 4], 'notify', i %% 3 = 0, 'radius_km', i %% 80, 'tags', jsonb_build_array(i %% 17, i %% 23)),
-  timestamptz '2023-01-01' + (i * interval '53 seconds'), now() - (i %% 100000) * interval '1 minute'
+INSERT INTO users SELECT i,
+  'user' || i || '@' || (ARRAY['gmail.com','yahoo.com','proton.me','outlook.com'])[1 + i %% 4],
+  initcap(%[3]s) || ' ' || upper(substr(%[3]s, 1, 1)) || '.',
+  (SELECT string_agg(%[3]s, ' ') FROM generate_series(1, 6 + (i %% 15))),
+  jsonb_build_object('lang', (ARRAY['en','es','de','fr'])[1 + i %% 4], 'notify', random() < 0.3,
+    'radius_km', floor(random() * 80)::int, 'tags', jsonb_build_array(%[3]s, %[3]s)),
+  timestamptz '2023-01-01' + i * interval '53 seconds', now() - floor(random() * 100000) * interval '1 minute'
   FROM generate_series(1::bigint, %[1]d) i;
 CREATE TABLE messages (id bigint PRIMARY KEY, sender bigint NOT NULL, recipient bigint NOT NULL, body text NOT NULL,
   meta jsonb, sent_at timestamptz NOT NULL, read_at timestamptz);
-INSERT INTO messages SELECT i, 1 + (i * 7919) %% %[1]d, 1 + (i * 104729) %% %[1]d,
-  (SELECT string_agg(w, ' ') FROM words WHERE n IN (1 + i %% %[5]d, 1 + (i*3) %% %[5]d, 1 + (i*7) %% %[5]d, 1 + (i*13) %% %[5]d, 1 + (i*19) %% %[5]d, 1 + (i*37) %% %[5]d, 1 + (i*41) %% %[5]d)) || ' ' || substr(md5(i::text), 1, (10 + i %% 20)::int),
-  CASE WHEN i %% 5 = 0 THEN jsonb_build_object('reaction', (ARRAY['❤️','😂','👍'])[1 + i %% 3], 'edited', i %% 7 = 0) END,
-  timestamptz '2025-01-01' + i * interval '2 seconds', CASE WHEN i %% 3 = 0 THEN timestamptz '2025-01-01' + i * interval '2 seconds' + interval '5 minutes' END
+INSERT INTO messages SELECT i, 1 + floor(random() * %[1]d)::bigint, 1 + floor(random() * %[1]d)::bigint,
+  (SELECT string_agg(%[3]s, ' ') FROM generate_series(1, 3 + (i %% 12)))
+    || CASE WHEN random() < 0.05 THEN ' https://lnk.app/' || substr(md5(random()::text), 1, 8) WHEN random() < 0.3 THEN '!' ELSE '' END,
+  CASE WHEN random() < 0.2 THEN jsonb_build_object('reaction', (ARRAY['❤️','😂','👍'])[1 + floor(random() * 3)::int], 'edited', random() < 0.1) END,
+  timestamptz '2025-01-01' + i * interval '2 seconds' + floor(random() * 1000) * interval '1 millisecond',
+  CASE WHEN random() < 0.7 THEN timestamptz '2025-01-01' + i * interval '2 seconds' + floor(random() * 3600) * interval '1 second' END
   FROM generate_series(1::bigint, %[2]d) i;
 CREATE INDEX ON messages (recipient, sent_at);
 CREATE INDEX ON messages (sender);
 CREATE INDEX ON users (email);
-ANALYZE;`, *users, *msgs, 0, vocabulary, len(strings.Fields(vocabulary))))
+ANALYZE;`, *users, *msgs, pick))
 	must(err)
 	d.Close(ctx)
 	_, err = c.Exec(ctx, fmt.Sprintf("COMMENT ON DATABASE %s IS '%s'", *db, want))
