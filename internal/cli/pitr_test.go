@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,6 +46,14 @@ func TestPITR(t *testing.T) {
 	pg := testenv.NewPostgres(t, testenv.PostgresOptions{Conf: e.archiveConf()})
 	e.writePlan(pg.URL, "archive")
 	e.must("repo", "init")
+	// A second tablespace: restore puts it beside the data directory.
+	tsDir := testenv.TempDir(t)
+	if err := sqlExec(pg.URL, `CREATE TABLESPACE extra LOCATION '`+tsDir+`'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlExec(pg.URL, `CREATE TABLE elsewhere TABLESPACE extra AS SELECT g FROM generate_series(1, 5000) g`); err != nil {
+		t.Fatal(err)
+	}
 	w := startWriter(t, pg.URL)
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		if w.count() < 200 {
@@ -118,12 +127,50 @@ func TestPITR(t *testing.T) {
 		r := e.restoreInto(t, "--to-name", "before-cleanup")
 		w.checkBoundary(t, r.URL, nameFrom, nameTo)
 	})
-	t.Run("Latest", func(t *testing.T) {
-		r := e.restoreInto(t, "--latest")
-		var n int64
-		queryRow(t, r.URL, `SELECT count(*) FROM ticks`, &n)
+	t.Run("LatestStart", func(t *testing.T) {
+		// linkdr starts the server itself (as the directory's owner) and
+		// waits until it is promoted.
+		dir := filepath.Join(testenv.TempDir(t), "data")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		chownPostgres(t, dir)
+		port := testenv.FreePort(t)
+		t.Cleanup(func() {
+			stop := exec.Command(filepath.Join(testenv.PGBinDir(t), "pg_ctl"), "stop", "-m", "fast", "-D", dir)
+			stop.SysProcAttr = postgresCred(t)
+			if out, err := stop.CombinedOutput(); err != nil {
+				t.Errorf("pg_ctl stop: %v %s", err, out)
+			}
+		})
+		out := e.must("restore", "db", "--latest", "--target-dir", dir, "--port", fmt.Sprint(port), "--start", "--yes", "-o", "json")
+		var res struct {
+			Result struct {
+				Started bool
+				Reached struct {
+					LSN      string
+					Timeline int
+				}
+			}
+		}
+		jsonField(t, out, &res)
+		if !res.Result.Started || res.Result.Reached.LSN == "" || res.Result.Reached.Timeline < 2 {
+			t.Fatalf("restore --start: %s", out)
+		}
+		url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+		var n, elsewhere int64
+		queryRow(t, url, `SELECT count(*) FROM ticks`, &n)
 		if n != int64(w.count()) {
 			t.Fatalf("restored %d rows, the writer committed %d", n, w.count())
+		}
+		queryRow(t, url, `SELECT count(*) FROM elsewhere`, &elsewhere)
+		var loc string
+		queryRow(t, url, `SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'extra'`, &loc)
+		if elsewhere != 5000 || !strings.HasPrefix(loc, dir+"_tablespaces/") {
+			t.Fatalf("tablespace extra: %d rows at %s", elsewhere, loc)
+		}
+		if err := sqlExec(url, `INSERT INTO ticks (id) VALUES (-1)`); err != nil {
+			t.Fatalf("the restored server does not accept writes: %v", err)
 		}
 	})
 	t.Run("ErrTargetNotEmpty", func(t *testing.T) {

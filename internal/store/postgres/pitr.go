@@ -133,6 +133,20 @@ func (p *Postgres) RestorePITR(ctx context.Context, req store.PITRRequest) (*sto
 	if err := prepareTargetDir(req.TargetDir, req.Force); err != nil {
 		return res, err
 	}
+	for _, ts := range src.Tablespaces {
+		if ts.OID == 0 {
+			continue
+		}
+		d := tablespaceDir(req.TargetDir, ts.OID)
+		if ents, err := os.ReadDir(d); err == nil && len(ents) > 0 {
+			if !req.Force {
+				return res, fmt.Errorf("%w: tablespace directory %s is not empty (hint: --force empties it)", store.ErrTargetNotEmpty, d)
+			}
+			if err := os.RemoveAll(d); err != nil {
+				return res, err
+			}
+		}
+	}
 	owner, err := dirOwner(req.TargetDir)
 	if err != nil {
 		return res, err
@@ -158,7 +172,7 @@ func (p *Postgres) RestorePITR(ctx context.Context, req store.PITRRequest) (*sto
 	}
 	for _, ts := range src.Tablespaces {
 		if ts.OID != 0 {
-			if err := chownTree(tablespaceDir(req.TargetDir, ts.OID), owner); err != nil {
+			if err := chownTree(filepath.Dir(tablespaceDir(req.TargetDir, ts.OID)), owner); err != nil {
 				return res, err
 			}
 		}
