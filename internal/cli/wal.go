@@ -253,7 +253,6 @@ func orDash(s string) string {
 	return s
 }
 
-
 func newWALReceiveCmd(g *globals) *cobra.Command {
 	var every time.Duration
 	cmd := &cobra.Command{

@@ -67,7 +67,7 @@ type StoreStatus struct {
 	LastWALAt time.Time `json:"last_wal_at,omitzero"`
 	// ExposureFrom says what exposure is measured from: backup or wal.
 	ExposureFrom string `json:"exposure_from,omitempty"`
-	Error       string        `json:"error,omitempty"`
+	Error        string `json:"error,omitempty"`
 	// Err is Error as an error, for callers that classify it.
 	Err error `json:"-"`
 }

@@ -34,7 +34,7 @@ type PhysicalSource struct {
 	ServerVersionNum int    `json:"server_version_num"`
 	SystemIdentifier string `json:"system_identifier"`
 	// InRecovery: taken from a standby.
-	InRecovery bool `json:"in_recovery"`
+	InRecovery bool   `json:"in_recovery"`
 	Label      string `json:"label"`
 	// Timeline and StartLSN: where replay starts (the backup's checkpoint
 	// redo point); StopLSN/StopTimeline: where the data is consistent.

@@ -485,4 +485,3 @@ func logTail(path string) string {
 	}
 	return strings.Join(lines, "\n")
 }
-

@@ -476,4 +476,3 @@ func (u *uploader) upload(ctx context.Context, job upload) error {
 	}
 	return nil
 }
-

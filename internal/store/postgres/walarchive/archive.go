@@ -85,7 +85,9 @@ func Prefix(store string) string { return "wal/" + store + "/" }
 func (a *Archive) dir(tli uint32) string { return fmt.Sprintf("%s%08X/", Prefix(a.store), tli) }
 
 // DataKey is where a file's sealed content lives.
-func (a *Archive) DataKey(n wal.Name) string { return a.dir(n.Timeline) + n.String() + repo.ArtifactSuffix }
+func (a *Archive) DataKey(n wal.Name) string {
+	return a.dir(n.Timeline) + n.String() + repo.ArtifactSuffix
+}
 
 // InfoKey is where a file's sidecar lives.
 func (a *Archive) InfoKey(n wal.Name) string { return a.dir(n.Timeline) + n.String() + ".json" }
