@@ -209,7 +209,7 @@ func (r *Runner) WALPrefetch(ctx context.Context, storeName, dir string, names [
 	sort.Strings(names)
 	var mu sync.Mutex
 	var errs []error
-	stop := false
+	missing := "" // the lowest name not archived: later ones are not either
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range 4 {
@@ -218,7 +218,7 @@ func (r *Runner) WALPrefetch(ctx context.Context, storeName, dir string, names [
 			defer wg.Done()
 			for name := range work {
 				mu.Lock()
-				skip := stop
+				skip := missing != "" && name > missing
 				mu.Unlock()
 				if skip {
 					continue
@@ -234,7 +234,9 @@ func (r *Runner) WALPrefetch(ctx context.Context, storeName, dir string, names [
 				if err != nil {
 					mu.Lock()
 					if walarchive.IsNotFound(err) {
-						stop = true
+						if missing == "" || name < missing {
+							missing = name
+						}
 					} else {
 						errs = append(errs, err)
 					}

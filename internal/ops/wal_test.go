@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -148,4 +149,49 @@ func TestWALRetentionStatusVerify(t *testing.T) {
 			t.Fatalf("after retention: %+v %v", rep, err)
 		}
 	})
+}
+
+func TestWALFetchPrefetch(t *testing.T) {
+	ctx := context.Background()
+	r := TestRunner(t, "", `  db:
+    kind: postgres
+    url: postgres://postgres@127.0.0.1:1/postgres
+    backups: [{method: physical, schedule: "@daily"}]
+    wal: {mode: archive, prefetch: 3}`)
+	cfg, _ := r.WALStore("")
+	a, rp, err := r.WALArchive(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rp.Close()
+	for s := uint64(1); s <= 4; s++ {
+		if _, err := a.Push(ctx, wal.SegmentName(1, s, testSegSize).String(), fakeSegment(s), walarchive.SourceArchiveCommand); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pgwal := t.TempDir()
+	name := func(s uint64) string { return wal.SegmentName(1, s, testSegSize).String() }
+	res, err := r.WALFetch(ctx, "", name(1), pgwal+"/RECOVERYXLOG")
+	if err != nil || res.Prefetched || strings.Join(res.Next, ",") != name(2)+","+name(3)+","+name(4) {
+		t.Fatalf("%+v %v", res, err)
+	}
+	// What restore_command starts in the background: 5 is not archived,
+	// which ends the run quietly.
+	if err := r.WALPrefetch(ctx, "", res.Dir, append(res.Next, name(5))); err != nil {
+		t.Fatal(err)
+	}
+	res, err = r.WALFetch(ctx, "", name(2), pgwal+"/RECOVERYXLOG")
+	if err != nil || !res.Prefetched {
+		t.Fatalf("second segment not served from the prefetch: %+v %v", res, err)
+	}
+	// Already downloaded ahead: only segments after them are suggested.
+	if strings.Join(res.Next, ",") != name(5) {
+		t.Fatalf("next: %v", res.Next)
+	}
+	if got, _ := os.ReadFile(pgwal + "/RECOVERYXLOG"); string(got) != string(fakeSegment(2)) {
+		t.Fatal("prefetched content differs")
+	}
+	if _, err := r.WALFetch(ctx, "", name(9), pgwal+"/RECOVERYXLOG"); !walarchive.IsNotFound(err) {
+		t.Fatalf("missing segment: %v", err)
+	}
 }
