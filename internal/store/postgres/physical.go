@@ -9,7 +9,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -185,7 +184,7 @@ type baseBackup struct {
 	startTLI, stopTLI uint32
 	tablespaces       []Tablespace
 	locations         map[uint32]string
-	cur               *asyncWriter
+	cur               io.WriteCloser
 	manifest          bytes.Buffer
 	inManifest        bool
 }
@@ -297,7 +296,10 @@ func (b *baseBackup) copyData(ctx context.Context, d []byte) error {
 		if err != nil {
 			return err
 		}
-		b.cur = newAsyncWriter(w)
+		// The envelope compresses frames on every core in the background,
+		// so writing straight into it already overlaps receiving with
+		// compressing; another buffer would only add a copy.
+		b.cur = w
 		b.tablespaces = append(b.tablespaces, ts)
 	case 'm': // the manifest follows
 		if err := b.closeCurrent(); err != nil {
@@ -312,7 +314,8 @@ func (b *baseBackup) copyData(ctx context.Context, d []byte) error {
 		if b.cur == nil {
 			return errors.New("archive data before any archive began")
 		}
-		return b.cur.Write(d[1:])
+		_, err := b.cur.Write(d[1:])
+		return err
 	case 'p':
 	default:
 		return fmt.Errorf("unknown CopyData message type %q", d[0])
@@ -342,8 +345,8 @@ func (b *baseBackup) closeCurrent() error {
 }
 
 func (b *baseBackup) abort() {
-	if b.cur != nil {
-		b.cur.abort()
+	if ab, ok := b.cur.(interface{ Abort() }); ok {
+		ab.Abort()
 	}
 }
 
@@ -388,67 +391,4 @@ func manifestStats(b []byte) (PhysicalStats, error) {
 		}
 	}
 	return st, nil
-}
-
-// asyncWriter lets the network read of the next message overlap with
-// compressing and encrypting the previous ones: batches of CopyData go
-// through a small queue to a goroutine that writes the artifact.
-type asyncWriter struct {
-	w      io.WriteCloser
-	batch  []byte
-	ch     chan []byte
-	done   chan error
-	failed atomic.Pointer[error]
-}
-
-const asyncBatch = 1 << 20
-
-func newAsyncWriter(w io.WriteCloser) *asyncWriter {
-	a := &asyncWriter{w: w, ch: make(chan []byte, 8), done: make(chan error, 1), batch: make([]byte, 0, asyncBatch)}
-	go func() {
-		var err error
-		for b := range a.ch {
-			if err == nil {
-				if _, err = w.Write(b); err != nil {
-					a.failed.Store(&err)
-				}
-			}
-		}
-		a.done <- err
-	}()
-	return a
-}
-
-func (a *asyncWriter) Write(p []byte) error {
-	if err := a.failed.Load(); err != nil {
-		return *err // stop reading the backup: the repository refused it
-	}
-	a.batch = append(a.batch, p...)
-	if len(a.batch) >= asyncBatch {
-		a.ch <- a.batch
-		a.batch = make([]byte, 0, asyncBatch)
-	}
-	return nil
-}
-
-// Close flushes the queue and closes the artifact; a write error from
-// the goroutine surfaces here.
-func (a *asyncWriter) Close() error {
-	if len(a.batch) > 0 {
-		a.ch <- a.batch
-	}
-	close(a.ch)
-	if err := <-a.done; err != nil {
-		a.w.Close()
-		return err
-	}
-	return a.w.Close()
-}
-
-func (a *asyncWriter) abort() {
-	close(a.ch)
-	<-a.done
-	if ab, ok := a.w.(interface{ Abort() }); ok {
-		ab.Abort()
-	}
 }
