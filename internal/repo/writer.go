@@ -80,6 +80,17 @@ type ArtifactWriter struct {
 // CreateArtifact opens a new artifact for streaming. name must be unique
 // within the backup and safe as an object name.
 func (w *BackupWriter) CreateArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (*ArtifactWriter, error) {
+	return w.createArtifact(ctx, name, mediaType, meta, false)
+}
+
+// CreateCompressedArtifact is CreateArtifact for input that is already a
+// zstd stream of the plaintext: it is stored encrypted as it is (the
+// object has the same format), and its sums describe the plaintext.
+func (w *BackupWriter) CreateCompressedArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (*ArtifactWriter, error) {
+	return w.createArtifact(ctx, name, mediaType, meta, true)
+}
+
+func (w *BackupWriter) createArtifact(ctx context.Context, name, mediaType string, meta map[string]string, compressed bool) (*ArtifactWriter, error) {
 	if !artifactNameRE.MatchString(name) {
 		return nil, fmt.Errorf("invalid artifact name %q", name)
 	}
@@ -103,7 +114,12 @@ func (w *BackupWriter) CreateArtifact(ctx context.Context, name, mediaType strin
 		cancel()
 		return nil, fmt.Errorf("create artifact %s: %w", name, err)
 	}
-	s, err := envelope.Seal(bw, w.recipients, w.level)
+	var s *envelope.Sealer
+	if compressed {
+		s, err = envelope.SealCompressed(bw, w.recipients)
+	} else {
+		s, err = envelope.Seal(bw, w.recipients, w.level)
+	}
 	if err != nil {
 		cancel()
 		bw.Close()

@@ -50,6 +50,15 @@ type Sink interface {
 	CreateArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (io.WriteCloser, error)
 }
 
+// CompressedSink is a Sink that also takes streams that are already zstd
+// (standard frames) of the artifact's plaintext, e.g. compressed by the
+// server being backed up: they are encrypted as they are and decoded only
+// to hash the plaintext. The stored artifact is the same as CreateArtifact
+// would write.
+type CompressedSink interface {
+	CreateCompressedArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (io.WriteCloser, error)
+}
+
 // Source reads a backup's artifacts. Reading one to the end proves its
 // checksums; an integrity error surfaces from Read.
 type Source interface {

@@ -69,6 +69,24 @@ type PhysicalStats struct {
 	Checksums string `json:"checksums"`
 }
 
+// serverZstdWorkers is how many threads the server may use to compress a
+// base backup; pgBackRest's process-max 2 is the peer.
+const serverZstdWorkers = 2
+
+// zstdLevel maps the plan's compression_level (1 fastest … 4 smallest)
+// onto zstd levels, as the envelope's own encoder does.
+func zstdLevel(l int) int {
+	switch l {
+	case 1:
+		return 1
+	case 3:
+		return 9
+	case 4:
+		return 19
+	}
+	return 3
+}
+
 // serverFacts is what a regular connection tells before a physical backup.
 type serverFacts struct {
 	serverInfo
@@ -134,9 +152,27 @@ func (p *Postgres) physicalBackup(ctx context.Context, req store.BackupRequest) 
 		WALSegmentSize: facts.segSize, BlockSize: facts.blockSize,
 	}
 	bb := &baseBackup{conn: rc, sink: req.Sink}
-	sql := fmt.Sprintf("BASE_BACKUP (LABEL %s, CHECKPOINT 'fast', WAIT true, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', TABLESPACE_MAP true)", quoteLiteral(label))
+	opts := fmt.Sprintf("LABEL %s, CHECKPOINT 'fast', WAIT true, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', TABLESPACE_MAP true", quoteLiteral(label))
+	// The server compresses with zstd on its own threads when linkdr can
+	// store its frames as they are (the artifact format is the same): the
+	// data crosses the network compressed and is compressed once, in C.
+	if _, ok := req.Sink.(store.CompressedSink); ok && p.serverZstd {
+		opts += fmt.Sprintf(", COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=%d,workers=%d'", zstdLevel(p.level), serverZstdWorkers)
+	}
 	req.Log.Info("base backup started", "in_recovery", facts.InRecovery)
-	if err := bb.run(ctx, sql); err != nil {
+	err = bb.run(ctx, "BASE_BACKUP ("+opts+")")
+	if err != nil && bb.started == 0 && strings.Contains(opts, "COMPRESSION") && ctx.Err() == nil {
+		// A server built without zstd: back up uncompressed and compress here.
+		req.Log.Info("server-side zstd unavailable; compressing in linkdr", "err", err)
+		rc.Close(context.Background())
+		if rc, err = p.ep.replicationConn(ctx); err != nil {
+			return nil, err
+		}
+		defer rc.Close(context.Background())
+		bb = &baseBackup{conn: rc, sink: req.Sink}
+		err = bb.run(ctx, "BASE_BACKUP ("+strings.SplitN(opts, ", COMPRESSION", 2)[0]+")")
+	}
+	if err != nil {
 		bb.abort()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -184,6 +220,7 @@ type baseBackup struct {
 	startTLI, stopTLI uint32
 	tablespaces       []Tablespace
 	locations         map[uint32]string
+	started           int // archives begun
 	cur               io.WriteCloser
 	manifest          bytes.Buffer
 	inManifest        bool
@@ -283,6 +320,9 @@ func (b *baseBackup) copyData(ctx context.Context, d []byte) error {
 			return errors.New("malformed new-archive message")
 		}
 		name, location := string(parts[0]), string(parts[1])
+		compressed := strings.HasSuffix(name, ".zst")
+		name = strings.TrimSuffix(name, ".zst")
+		b.started++
 		ts := Tablespace{Artifact: name, Location: location}
 		if oid, err := strconv.ParseUint(strings.TrimSuffix(name, ".tar"), 10, 32); err == nil {
 			ts.OID = uint32(oid)
@@ -292,7 +332,15 @@ func (b *baseBackup) copyData(ctx context.Context, d []byte) error {
 			meta["tablespace_oid"] = strconv.FormatUint(uint64(ts.OID), 10)
 			meta["location"] = location
 		}
-		w, err := b.sink.CreateArtifact(ctx, name, MediaTypeTar, meta)
+		var w io.WriteCloser
+		var err error
+		if cs, ok := b.sink.(store.CompressedSink); ok && compressed {
+			w, err = cs.CreateCompressedArtifact(ctx, name, MediaTypeTar, meta)
+		} else if compressed {
+			err = errors.New("the server compressed an archive but the repository cannot store it as it is")
+		} else {
+			w, err = b.sink.CreateArtifact(ctx, name, MediaTypeTar, meta)
+		}
 		if err != nil {
 			return err
 		}
