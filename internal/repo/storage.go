@@ -26,6 +26,8 @@ type location struct {
 	dir string
 	// shared buckets (mem://) outlive the Repo that opened them.
 	shared bool
+	// s3 is true for s3:// repositories (Object Lock works there only).
+	s3 bool
 }
 
 var (
@@ -71,7 +73,7 @@ func openLocation(ctx context.Context, raw string, create bool) (*location, erro
 		if prefix != "" {
 			b = blob.PrefixedBucket(b, prefix+"/")
 		}
-		return &location{bucket: b}, nil
+		return &location{bucket: b, s3: true}, nil
 	case "mem":
 		// mem:// buckets live for the process; the same URL opens the same
 		// bucket so tests can reopen a repository.
