@@ -401,4 +401,3 @@ func (b *Bucket) VerifyArtifact(ctx context.Context, m *repo.Manifest, a *repo.A
 	}
 	return nil
 }
-
