@@ -168,4 +168,3 @@ func abort(w io.WriteCloser) {
 	}
 	w.Close()
 }
-

@@ -227,4 +227,3 @@ func collectionNames(cs []CollectionStats) string {
 	}
 	return strings.Join(out, ", ")
 }
-
