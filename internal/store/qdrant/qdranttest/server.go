@@ -3,6 +3,7 @@ package qdranttest
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -747,7 +748,8 @@ func readSnapshot(data []byte, shard int) (json.RawMessage, map[uint64]Point, er
 		return nil, nil, fmt.Errorf("failed to read collection config: config.json not found in snapshot")
 	}
 	if !shardFile {
-		return nil, nil, fmt.Errorf("Can't read shard config at %d/", shard)
+		// Qdrant's own wording, capital and all.
+		return nil, nil, errors.New("Can't read shard config at " + strconv.Itoa(shard) + "/")
 	}
 	return cfg, points, nil
 }
