@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/linkapp/linkdr/internal/repo"
-	"github.com/linkapp/linkdr/internal/testenv"
 	"github.com/linkapp/linkdr/internal/store/qdrant/qdranttest"
+	"github.com/linkapp/linkdr/internal/testenv"
 )
 
 // TestByHand restores a collection with age, zstd and curl only, as

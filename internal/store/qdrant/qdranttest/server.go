@@ -3,11 +3,11 @@ package qdranttest
 import (
 	"archive/tar"
 	"bytes"
-	"errors"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
