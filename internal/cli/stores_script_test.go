@@ -40,7 +40,8 @@ func cmdQdrant(ts *testscript.TestScript, c *qdranttest.Cluster, args []string) 
 	}
 }
 
-// s3 mkbucket VAR [dr] creates a bucket and sets $VAR to its name;
+// s3 mkbucket VAR [lock] [dr] creates a bucket (with Object Lock) and
+// sets $VAR to its name;
 // s3 put VAR PREFIX N [TAG] writes PREFIX/obj-0000… (content tagged);
 // s3 del VAR KEY deletes a key. "dr" as the last argument uses the DR
 // region's server.
@@ -57,6 +58,10 @@ func cmdS3(t *testing.T, ts *testscript.TestScript, args []string) {
 	ctx := context.Background()
 	switch args[0] {
 	case "mkbucket":
+		if len(args) > 2 && args[2] == "lock" {
+			ts.Setenv(args[1], testenv.NewObjectLockBucket(t, endpoint))
+			return
+		}
 		ts.Setenv(args[1], testenv.NewBucket(t, endpoint))
 	case "put":
 		n, err := strconv.Atoi(args[3])
