@@ -263,8 +263,8 @@ func (w *BackupWriter) Commit(ctx context.Context, info CommitInfo) (*Manifest, 
 	if err := ctx.Err(); err != nil {
 		return nil, err // interrupted before the manifest: the backup never existed
 	}
-	// Pool names start with the id of the backup that wrote them: sorted,
-	// they list oldest first, the order a by-hand restore unpacks them in.
+	// Sorted, so the manifest does not depend on the order a kind
+	// referenced them in.
 	sort.Slice(w.pool, func(i, j int) bool { return w.pool[i].Name < w.pool[j].Name })
 	m := &Manifest{
 		Format: FormatVersion, ID: w.id, Store: w.store, Kind: w.kind, Method: w.method,

@@ -2,12 +2,18 @@ package s3bucket
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/linkapp/linkdr/internal/ops"
 	"github.com/linkapp/linkdr/internal/repo"
@@ -23,6 +29,11 @@ func TestByHand(t *testing.T) {
 	c := testenv.S3Client(t, info.Endpoint)
 	bucket := testenv.NewBucket(t, info.Endpoint)
 	r := ops.TestRunner(t, "", fmt.Sprintf("  media:\n    kind: s3\n    url: %q\n    backups: [{method: objects}]\n", testenv.S3URL(t, info.Endpoint, bucket, "up")))
+	// Versioned, so the index records which version was copied.
+	if _, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(bucket),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
 	putAll(t, c, bucket, map[string][]byte{"up/a/1.txt": []byte("one"), "up/b/2.txt": []byte("two")})
 	if _, err := r.Backup(ctx, "media", ""); err != nil {
 		t.Fatal(err)
@@ -36,12 +47,13 @@ func TestByHand(t *testing.T) {
 	key := r.Plan.Encryption.IdentityFile
 	out := t.TempDir()
 	age, zstd := testenv.Bin(t, "age"), testenv.Bin(t, "zstd")
-	// Unpack every pack the backup uses, oldest first, so newer versions
-	// of a key overwrite older ones, then keep only what the index lists.
+	// Unpack every pack the backup uses into a directory of its own; the
+	// index says which pack holds each key's content.
 	var script strings.Builder
 	fmt.Fprintf(&script, "set -eo pipefail\ncd %s\n", out)
 	for _, a := range m.Pool {
-		fmt.Fprintf(&script, "%s -d -i %s %s | %s -d -q | tar x --warning=no-unknown-keyword\n", age, key, filepath.Join(repoDir, "pool", "media", a.Name+repo.ArtifactSuffix), zstd)
+		fmt.Fprintf(&script, "mkdir -p packs/%s && %s -d -i %s %s | %s -d -q | tar x --warning=no-unknown-keyword -C packs/%s\n",
+			a.Name, age, key, filepath.Join(repoDir, "pool", "media", a.Name+repo.ArtifactSuffix), zstd, a.Name)
 	}
 	fmt.Fprintf(&script, "%s -d -i %s %s | %s -d -q > index.jsonl\n", age, key, filepath.Join(repoDir, "backups", "media", m.ID, IndexArtifact+repo.ArtifactSuffix), zstd)
 	fmt.Fprintf(&script, "%s -d -q -c %s | wc -l\n", zstd, filepath.Join(repoDir, "backups", "media", m.ID, CatalogArtifact+repo.PlainSuffix))
@@ -51,14 +63,24 @@ func TestByHand(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(got)) != "2" {
 		t.Fatalf("by-hand read failed: %v\n%s\n%s", err, script.String(), got)
 	}
-	for k, want := range map[string]string{"a/1.txt": "one", "b/2.txt": "TWO"} {
-		b, err := os.ReadFile(filepath.Join(out, k))
-		if err != nil || string(b) != want {
-			t.Fatalf("%s: %q %v", k, b, err)
-		}
-	}
 	idx, _ := os.ReadFile(filepath.Join(out, "index.jsonl"))
-	if !strings.Contains(string(idx), `"key":"b/2.txt"`) || strings.Count(string(idx), "\n") != 2 {
-		t.Fatalf("index: %s", idx)
+	contents := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(idx)), "\n") {
+		var e Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("index line %q: %v", line, err)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "packs", e.Pack, e.Key))
+		if err != nil || md5hex(b) != e.MD5 {
+			t.Fatalf("%s in pack %s: %q %v", e.Key, e.Pack, b, err)
+		}
+		contents[e.Key] = string(b)
+	}
+	if !reflect.DeepEqual(contents, map[string]string{"a/1.txt": "one", "b/2.txt": "TWO"}) {
+		t.Fatalf("by hand: %v", contents)
+	}
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("up/b/2.txt")})
+	if err != nil || aws.ToString(head.VersionId) == "" || !strings.Contains(string(idx), `"version_id":"`+aws.ToString(head.VersionId)+`"`) {
+		t.Fatalf("index does not record version %v of b/2.txt: %s (%v)", aws.ToString(head.VersionId), idx, err)
 	}
 }
