@@ -221,11 +221,11 @@ func (a *artifactReader) Close() error {
 // then its artifacts.
 func (r *Repo) Delete(ctx context.Context, m *Manifest) error {
 	if now := r.now(); locked(m, now) {
-		what := "retain_until"
+		what := "retain_until " + m.RetainUntil.UTC().Format(time.RFC3339)
 		if m.ObjectLock != "" {
-			what = "object lock (" + m.ObjectLock + ")"
+			what = "object lock (" + m.ObjectLock + ") until " + m.RetainUntil.UTC().Format(time.RFC3339)
 		}
-		return fmt.Errorf("delete backup %s: %w: %s until %s", m.ID, ErrRetained, what, m.RetainUntil.UTC().Format(time.RFC3339))
+		return fmt.Errorf("delete backup %s: %w: %s", m.ID, ErrRetained, what)
 	}
 	if err := r.loc.bucket.Delete(ctx, manifestKey(m.Store, m.ID)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete backup %s: %w", m.ID, err)

@@ -76,5 +76,5 @@ func locked(m *Manifest, now time.Time) bool {
 	return m.RetainUntil != nil && m.RetainUntil.After(now)
 }
 
-// ErrRetained: a backup cannot be deleted yet.
+// ErrRetained: a backup cannot be deleted yet (retain_until, Object Lock).
 var ErrRetained = errors.New("backup is retained")
