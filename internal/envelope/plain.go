@@ -17,7 +17,7 @@ func (nopCloser) Close() error { return nil }
 // private key (docs/format.md names every such artifact).
 func SealPlain(dst io.Writer, level Level) (*Sealer, error) {
 	s := &Sealer{plain: newCountingHash(), stored: newCountingHash()}
-	zw, err := zstd.NewWriter(io.MultiWriter(dst, s.stored), zstd.WithEncoderLevel(level.encoderLevel()))
+	zw, err := newFrameWriter(io.MultiWriter(dst, s.stored), level.encoderLevel())
 	if err != nil {
 		return nil, fmt.Errorf("seal: zstd: %w", err)
 	}

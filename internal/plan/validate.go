@@ -55,6 +55,10 @@ func Kinds() []string { return sortedKeys(kinds) }
 
 var repoSchemes = []string{"file", "s3", "mem"}
 
+// s3Params are the query parameters of s3:// repository URLs (the
+// repository package reads them).
+var s3Params = []string{"region", "endpoint", "use_path_style", "profile"}
+
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // expandEnv replaces ${VAR} in the fields that may hold secrets or
@@ -197,6 +201,13 @@ func NormalizeRepositoryURL(raw, base string) (string, error) {
 	}
 	if u.Scheme == "s3" && u.Host == "" {
 		return "", fmt.Errorf("%s URL %q has no bucket", u.Scheme, raw)
+	}
+	if u.Scheme == "s3" {
+		for k := range u.Query() {
+			if !contains(s3Params, k) {
+				return "", fmt.Errorf("unknown S3 URL parameter %q (known: %s)", k, strings.Join(s3Params, ", "))
+			}
+		}
 	}
 	return raw, nil
 }

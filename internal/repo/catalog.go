@@ -12,6 +12,7 @@ import (
 
 	"filippo.io/age"
 	"gocloud.dev/blob"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/linkapp/linkdr/internal/envelope"
 )
@@ -47,20 +48,38 @@ func (r *Repo) Backups(ctx context.Context, store string) ([]*Manifest, error) {
 			return nil, err
 		}
 	}
-	var out []*Manifest
+	type ref struct{ store, id string }
+	var refs []ref
 	for _, s := range stores {
 		ids, err := r.backupDirs(ctx, s)
 		if err != nil {
 			return nil, err
 		}
 		for _, id := range ids {
-			m, err := r.readManifest(ctx, s, id)
+			refs = append(refs, ref{s, id})
+		}
+	}
+	// Manifests are small and independent: read them concurrently, which
+	// matters on S3 where each read is a round trip.
+	found := make([]*Manifest, len(refs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, rf := range refs {
+		g.Go(func() error {
+			m, err := r.readManifest(gctx, rf.store, rf.id)
 			if isNotFound(err) {
-				continue
+				return nil // never finished: not a backup
 			}
-			if err != nil {
-				return nil, err
-			}
+			found[i] = m
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []*Manifest
+	for _, m := range found {
+		if m != nil {
 			out = append(out, m)
 		}
 	}

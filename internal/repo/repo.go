@@ -81,6 +81,9 @@ func Open(ctx context.Context, url string) (*Repo, error) {
 	}
 	if err != nil {
 		loc.close()
+		if loc.s3 {
+			err = explainS3(err)
+		}
 		return nil, fmt.Errorf("open repository %s: %w", redact(url), err)
 	}
 	if err := json.Unmarshal(b, &r.cfg); err != nil {
