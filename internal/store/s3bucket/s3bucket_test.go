@@ -350,3 +350,42 @@ func TestReplication(t *testing.T) {
 		t.Fatalf("no replica: %v", err)
 	}
 }
+
+// TestLargeObject: an object above the in-memory limit streams into the
+// pack on backup and goes back as a multipart upload on restore.
+func TestLargeObject(t *testing.T) {
+	ctx := context.Background()
+	info := testenv.S3(t)
+	c := testenv.S3Client(t, info.Endpoint)
+	bucket := testenv.NewBucket(t, info.Endpoint)
+	r := ops.TestRunner(t, "", fmt.Sprintf("  media:\n    kind: s3\n    url: %q\n    backups: [{method: objects}]\n", testenv.S3URL(t, info.Endpoint, bucket, "")))
+	big := bytes.Repeat([]byte("0123456789abcdef"), (bufferLimit+3<<20)/16)
+	putAll(t, c, bucket, map[string][]byte{"video.mp4": big, "small": []byte("s")})
+	m, err := r.Backup(ctx, "media", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := stats(t, m); st.CopiedBytes != int64(len(big))+1 {
+		t.Fatalf("stats: %+v", st)
+	}
+	target := testenv.NewBucket(t, info.Endpoint)
+	_, res, err := r.Restore(ctx, "media", ops.RestoreOptions{Target: testenv.S3URL(t, info.Endpoint, target, ""), Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The transfer manager uploads in parts only above its threshold, so
+	// either check wording is right; the content check below is the proof.
+	if !res.Items[0].Verified || !strings.HasPrefix(res.Items[0].Checked, "2 objects: keys") {
+		t.Fatalf("checked: %q", res.Items[0].Checked)
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(target), Key: aws.String("video.mp4")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	got.ReadFrom(out.Body)
+	out.Body.Close()
+	if md5hex(got.Bytes()) != md5hex(big) {
+		t.Fatalf("restored %d bytes, content differs", got.Len())
+	}
+}
