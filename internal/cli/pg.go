@@ -62,7 +62,7 @@ works as a check in runbooks and cron. Sizes accept KiB/MiB/GiB.`,
 					return err
 				}
 			} else {
-				printReplication(g, rep, problems)
+				printPGReplication(g, rep, problems)
 			}
 			if len(problems) > 0 {
 				return fmt.Errorf("replication of %s: %s", args[0], strings.Join(problems, "; "))
@@ -80,7 +80,7 @@ works as a check in runbooks and cron. Sizes accept KiB/MiB/GiB.`,
 	return cmd
 }
 
-func printReplication(g *globals, r *postgres.Replication, problems []string) {
+func printPGReplication(g *globals, r *postgres.Replication, problems []string) {
 	w := g.stdout
 	role := "primary"
 	if r.InRecovery {

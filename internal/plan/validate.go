@@ -27,6 +27,16 @@ var kinds = map[string]kindSchema{
 		urlSchemes: []string{"postgres", "postgresql"},
 		fields:     []string{"databases", "pg_bin_dir", "wal"},
 	},
+	"qdrant": {
+		methods:    []string{"snapshot"},
+		urlSchemes: []string{"http", "https", "qdrant"},
+		fields:     []string{"collections", "api_key", "api_key_file", "nodes"},
+	},
+	"s3": {
+		methods:    []string{"objects"},
+		urlSchemes: []string{"s3"},
+		fields:     []string{"replica"},
+	},
 }
 
 // kindSpecificFields lists every key that belongs to some kind only.
@@ -73,6 +83,13 @@ func (p *Plan) expandEnv(ps *problems) {
 	for _, name := range p.StoreNames() {
 		if s := p.Stores[name]; s != nil {
 			s.URL = Secret(expand("stores."+name+".url", s.URL.Reveal()))
+			s.APIKey = Secret(expand("stores."+name+".api_key", s.APIKey.Reveal()))
+			if s.Replica != nil {
+				s.Replica.URL = expand("stores."+name+".replica.url", s.Replica.URL)
+			}
+			for i, n := range s.Nodes {
+				s.Nodes[i] = expand(fmt.Sprintf("stores.%s.nodes[%d]", name, i), n)
+			}
 		}
 	}
 }
@@ -151,6 +168,7 @@ func (p *Plan) validateRepositories(ps *problems) {
 		}
 		r.URL = norm
 		p.Repositories[name] = r
+		p.validateObjectLock(ps, "repositories."+name, r)
 	}
 }
 
@@ -227,6 +245,7 @@ func (p *Plan) validateStores(ps *problems) {
 			ps.add(base+".repository", "repositories: "+strings.Join(p.RepositoryNames(), ", "), "no repository named %q", s.Repository)
 		}
 		p.validateStoreURL(ps, base, s, schema)
+		p.validateKindFields(ps, base, s)
 		if s.PasswordFile != "" {
 			if _, err := os.Stat(p.Resolve(s.PasswordFile)); err != nil {
 				ps.warn(base+".password_file", "create it (mode 0600) before the first backup", "cannot read %s", p.Resolve(s.PasswordFile))

@@ -198,7 +198,11 @@ func (r *Repo) OpenArtifact(ctx context.Context, m *Manifest, name string, ids [
 	if err != nil {
 		return nil, err
 	}
-	br, err := r.loc.bucket.NewReader(ctx, artifactKey(m.Store, m.ID, name), nil)
+	key := artifactKey(m.Store, m.ID, name)
+	if m.InPool(name) {
+		key = poolKey(m.Store, name)
+	}
+	br, err := r.loc.bucket.NewReader(ctx, key, nil)
 	if isNotFound(err) {
 		return nil, fmt.Errorf("artifact %s of backup %s: %w: object is missing", name, m.ID, envelope.ErrIntegrity)
 	}
@@ -235,6 +239,13 @@ func (a *artifactReader) Close() error {
 // Delete removes a backup: manifest first (so it stops existing at once),
 // then its artifacts.
 func (r *Repo) Delete(ctx context.Context, m *Manifest) error {
+	if now := r.now(); locked(m, now) {
+		what := "retain_until " + m.RetainUntil.UTC().Format(time.RFC3339)
+		if m.ObjectLock != "" {
+			what = "object lock (" + m.ObjectLock + ") until " + m.RetainUntil.UTC().Format(time.RFC3339)
+		}
+		return fmt.Errorf("delete backup %s: %w: %s", m.ID, ErrRetained, what)
+	}
 	if err := r.loc.bucket.Delete(ctx, manifestKey(m.Store, m.ID)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete backup %s: %w", m.ID, err)
 	}

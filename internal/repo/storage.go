@@ -24,7 +24,8 @@ type location struct {
 	dir string
 	// shared buckets (mem://) outlive the Repo that opened them.
 	shared bool
-	s3     bool
+	// s3 is true for s3:// repositories (Object Lock works there only).
+	s3 bool
 }
 
 var (
