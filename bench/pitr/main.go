@@ -42,7 +42,10 @@ var (
 	scale   = flag.Int("scale", 150, "pgbench scale (about 15 MB each)")
 	rounds  = flag.Int("rounds", 3, "rounds per comparison")
 	walSegs = flag.Int("wal-segments", 32, "segments for the wal-push comparison")
+	parts   = flag.String("parts", "backup,restore,walpush", "comparisons to run")
 )
+
+func want(part string) bool { return strings.Contains(","+*parts+",", ","+part+",") }
 
 type result struct {
 	Name    string    `json:"name"`
@@ -102,7 +105,7 @@ func main() {
 
 	lb := &result{Name: "linkdr backup --method physical"}
 	pb := &result{Name: "pgbackrest backup --type=full (zstd, process-max 2)"}
-	for i := 0; i < *rounds; i++ {
+	for i := 0; want("backup") && i < *rounds; i++ {
 		for _, which := range order(i) {
 			if which == 0 {
 				lb.Seconds = append(lb.Seconds, timed(dir, nil, *linkdr, "--config", filepath.Join(dir, "linkdr.yaml"), "backup", "db", "--method", "physical"))
@@ -112,8 +115,10 @@ func main() {
 		}
 		log.Printf("backup round %d: linkdr %.1fs, pgbackrest %.1fs", i+1, last(lb), last(pb))
 	}
-	lb.Bytes = dirSize(filepath.Join(dir, "repo", "backups")) / int64(len(lb.Seconds))
-	pb.Bytes = dirSize(filepath.Join(dir, "pgbackrest-repo", "backup")) / int64(len(pb.Seconds))
+	if want("backup") {
+		lb.Bytes = dirSize(filepath.Join(dir, "repo", "backups")) / int64(len(lb.Seconds))
+		pb.Bytes = dirSize(filepath.Join(dir, "pgbackrest-repo", "backup")) / int64(len(pb.Seconds))
+	}
 	// A little WAL after the last backups, so restores replay something.
 	exec1(ctx, url, "SELECT pg_switch_wal()")
 
@@ -124,7 +129,7 @@ func main() {
 	})
 	lr := &result{Name: "linkdr restore --latest --start (to a promoted server)"}
 	pr := &result{Name: "pgbackrest restore + pg_ctl start (to a promoted server)"}
-	for i := 0; i < *rounds; i++ {
+	for i := 0; want("restore") && i < *rounds; i++ {
 		for _, which := range order(i) {
 			target := filepath.Join(dir, "restored")
 			os.RemoveAll(target)
@@ -153,10 +158,13 @@ func main() {
 		log.Printf("restore round %d: linkdr %.1fs, pgbackrest %.1fs", i+1, last(lr), last(pr))
 	}
 
-	segs := collectSegments(ctx, dir, url)
+	var segs []string
+	if want("walpush") {
+		segs = collectSegments(ctx, dir, url)
+	}
 	lw := &result{Name: "linkdr wal-push"}
 	pw := &result{Name: "pgbackrest archive-push"}
-	for i := 0; i < *rounds; i++ {
+	for i := 0; want("walpush") && i < *rounds; i++ {
 		for _, which := range order(i) {
 			store := fmt.Sprintf("walbench%d", i)
 			start := time.Now()
@@ -179,14 +187,20 @@ func main() {
 
 	fmt.Printf("\n## PostgreSQL physical backup and PITR restore (pgbench scale %d, %s; %d rounds, medians)\n\n", *scale, human(dbBytes), *rounds)
 	fmt.Printf("| operation | linkdr | pgBackRest | ratio (linkdr / pgBackRest) |\n|---|---|---|---|\n")
-	fmt.Printf("| full physical backup | %.1f s (%s stored) | %.1f s (%s stored) | %.2f |\n", lb.median(), human(lb.Bytes), pb.median(), human(pb.Bytes), lb.median()/pb.median())
-	fmt.Printf("| restore to a running, promoted server | %.1f s | %.1f s | %.2f |\n", lr.median(), pr.median(), lr.median()/pr.median())
-	fmt.Printf("| archive_command, %d segments | %.1f seg/s | %.1f seg/s | %.2f (throughput) |\n", len(segs),
-		float64(len(segs))/lw.median(), float64(len(segs))/pw.median(), pw.median()/lw.median())
+	if want("backup") {
+		fmt.Printf("| full physical backup | %.1f s (%s stored) | %.1f s (%s stored) | %.2f |\n", lb.median(), human(lb.Bytes), pb.median(), human(pb.Bytes), lb.median()/pb.median())
+	}
+	if want("restore") {
+		fmt.Printf("| restore to a running, promoted server | %.1f s | %.1f s | %.2f |\n", lr.median(), pr.median(), lr.median()/pr.median())
+	}
+	if want("walpush") {
+		fmt.Printf("| archive_command, %d segments | %.1f seg/s | %.1f seg/s | %.2f (throughput) |\n", len(segs),
+			float64(len(segs))/lw.median(), float64(len(segs))/pw.median(), pw.median()/lw.median())
+	}
 	res := map[string]any{"scale": *scale, "database_bytes": dbBytes, "rounds": *rounds, "segments": len(segs),
 		"results": []*result{lb, pb, lr, pr, lw, pw}, "at": time.Now().UTC()}
 	b, _ := json.MarshalIndent(res, "", "  ")
-	must(os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644))
+	must(os.WriteFile(filepath.Join(dir, "results-"+strings.ReplaceAll(*parts, ",", "-")+".json"), b, 0o644))
 }
 
 func order(i int) []int {

@@ -76,8 +76,7 @@ func (r *Runner) WALPush(ctx context.Context, storeName, path string) (*walarchi
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("wal-push: %w", err)
 	}
 	a, rp, err := r.WALArchive(ctx, cfg)
@@ -85,7 +84,7 @@ func (r *Runner) WALPush(ctx context.Context, storeName, path string) (*walarchi
 		return nil, err
 	}
 	defer rp.Close()
-	res, err := a.Push(ctx, filepath.Base(path), data, walarchive.SourceArchiveCommand)
+	res, err := a.PushFile(ctx, path, walarchive.SourceArchiveCommand)
 	if err != nil {
 		return nil, fmt.Errorf("wal-push %s: %w", filepath.Base(path), err)
 	}

@@ -3,6 +3,8 @@ package walarchive
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,6 +126,35 @@ type PushResult struct {
 // replaced: it is the best prefix known of its segment). sysid, when not
 // empty, must match the segment header's system identifier.
 func (a *Archive) Push(ctx context.Context, name string, data []byte, source string) (*PushResult, error) {
+	return a.push(ctx, name, int64(len(data)), data, func() (io.Reader, error) { return bytes.NewReader(data), nil }, source)
+}
+
+// PushFile is Push for a file on disk (archive_command's %p): it is
+// streamed, never held in memory whole, and hashed before uploading only
+// when a file of that name is already archived.
+func (a *Archive) PushFile(ctx context.Context, path, source string) (*PushResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, min(fi.Size(), 64<<10))
+	if _, err := io.ReadFull(f, head); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return a.push(ctx, filepath.Base(path), fi.Size(), head, func() (io.Reader, error) {
+		_, err := f.Seek(0, io.SeekStart)
+		return f, err
+	}, source)
+}
+
+// push archives size bytes read from open(); head is their beginning
+// (all of a history file).
+func (a *Archive) push(ctx context.Context, name string, size int64, head []byte, open func() (io.Reader, error), source string) (*PushResult, error) {
 	n, err := wal.ParseName(name)
 	if err != nil {
 		return nil, err
@@ -131,30 +162,42 @@ func (a *Archive) Push(ctx context.Context, name string, data []byte, source str
 	in := &Info{Format: Format, Name: name, Kind: n.Kind.String(), Timeline: n.Timeline, Source: source}
 	switch n.Kind {
 	case wal.Segment, wal.Partial:
-		h, err := wal.ReadSegmentHeader(data)
+		h, err := wal.ReadSegmentHeader(head)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if err := h.Check(n); err != nil {
 			return nil, err
 		}
-		if n.Kind == wal.Segment && int64(len(data)) != int64(h.SegmentSize) {
-			return nil, fmt.Errorf("%s: %d bytes, but its header says segments are %d bytes: not a complete segment", name, len(data), h.SegmentSize)
+		if n.Kind == wal.Segment && size != int64(h.SegmentSize) {
+			return nil, fmt.Errorf("%s: %d bytes, but its header says segments are %d bytes: not a complete segment", name, size, h.SegmentSize)
 		}
 		in.SegmentSize = int64(h.SegmentSize)
 		in.SystemIdentifier = fmt.Sprint(h.SystemIdentifier)
 		in.StartLSN = wal.SegmentStart(n.SegNo(in.SegmentSize), in.SegmentSize)
-		in.EndLSN = in.StartLSN + wal.LSN(len(data))
+		in.EndLSN = in.StartLSN + wal.LSN(size)
 	case wal.History:
-		if in.History, err = wal.ParseHistory(data); err != nil {
+		if int64(len(head)) != size {
+			return nil, fmt.Errorf("%s: a history file of %d bytes is too large", name, size)
+		}
+		if in.History, err = wal.ParseHistory(head); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	// The plaintext sum is what a second push compares: compute it before
-	// uploading anything.
-	plain := sha256Hex(data)
 	if cur, err := a.Stat(ctx, n); err == nil {
-		if cur.PlainSHA256 == plain && cur.PlainSize == int64(len(data)) {
+		// Archived already (PostgreSQL retries after a crash): compare the
+		// plaintext without the private key, by its recorded SHA-256.
+		r, err := open()
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.New()
+		got, err := io.Copy(h, r)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		plain := hex.EncodeToString(h.Sum(nil))
+		if cur.PlainSHA256 == plain && cur.PlainSize == got {
 			return &PushResult{Info: cur, AlreadyArchived: true}, nil
 		}
 		if n.Kind != wal.Partial {
@@ -169,12 +212,16 @@ func (a *Archive) Push(ctx context.Context, name string, data []byte, source str
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	sum, err := a.rp.PutSealed(ctx, a.DataKey(n), bytes.NewReader(data), a.recipients, a.level)
+	r, err := open()
+	if err != nil {
+		return nil, err
+	}
+	sum, err := a.rp.PutSealed(ctx, a.DataKey(n), r, a.recipients, a.level)
 	if err != nil {
 		return nil, fmt.Errorf("archive %s: %w", name, err)
 	}
-	if sum.PlainSHA256 != plain {
-		return nil, fmt.Errorf("archive %s: content changed while it was read", name)
+	if sum.PlainSize != size {
+		return nil, fmt.Errorf("archive %s: %d bytes read, expected %d: the file changed while it was read", name, sum.PlainSize, size)
 	}
 	in.Sums = sum
 	in.Archived = a.now().UTC()

@@ -82,11 +82,37 @@ func TestPushFetch(t *testing.T) {
 		if err != nil || !res.AlreadyArchived {
 			t.Fatalf("%+v %v", res, err)
 		}
+		path := filepath.Join(t.TempDir(), name(1, 3))
+		os.WriteFile(path, seg3, 0o600)
+		if res, err := a.PushFile(ctx, path, SourceArchiveCommand); err != nil || !res.AlreadyArchived {
+			t.Fatalf("from a file: %+v %v", res, err)
+		}
 	})
 	t.Run("ErrConflict", func(t *testing.T) {
 		other := segment(1, 3, 2, segSize)
 		if _, err := a.Push(ctx, name(1, 3), other, SourceArchiveCommand); !errors.Is(err, ErrConflict) {
 			t.Fatalf("got %v", err)
+		}
+		path := filepath.Join(t.TempDir(), name(1, 3))
+		os.WriteFile(path, other, 0o600)
+		if _, err := a.PushFile(ctx, path, SourceArchiveCommand); !errors.Is(err, ErrConflict) {
+			t.Fatalf("from a file: %v", err)
+		}
+	})
+	t.Run("PushFile", func(t *testing.T) {
+		seg8 := segment(1, 8, 1, segSize)
+		path := filepath.Join(t.TempDir(), name(1, 8))
+		os.WriteFile(path, seg8, 0o600)
+		res, err := a.PushFile(ctx, path, SourceArchiveCommand)
+		if err != nil || res.AlreadyArchived || res.Info.PlainSize != segSize {
+			t.Fatalf("%+v %v", res, err)
+		}
+		dst := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		if _, err := a.Fetch(ctx, name(1, 8), dst, ids); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(dst); !bytes.Equal(got, seg8) {
+			t.Fatal("content differs")
 		}
 	})
 	t.Run("ErrNotFound", func(t *testing.T) {
