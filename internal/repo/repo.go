@@ -152,6 +152,9 @@ func (r *Repo) readAll(ctx context.Context, key string) ([]byte, error) {
 
 // writeAll writes a small object durably; ifNotExist makes it conditional.
 func (r *Repo) writeAll(ctx context.Context, key string, b []byte, ifNotExist bool) error {
+	if ifNotExist && r.loc.dir != "" {
+		return r.loc.createExclusive(key, b)
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w, err := r.loc.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/json", IfNotExist: ifNotExist})
