@@ -218,3 +218,20 @@ func (p *Plan) CopyRepositories() []string {
 	}
 	return out
 }
+
+// CopiesOf lists the repositories that copy from name, directly or
+// through another copy.
+func (p *Plan) CopiesOf(name string) []string {
+	var out []string
+	for _, c := range p.CopyRepositories() {
+		seen := map[string]bool{c: true}
+		for cur := p.Repositories[c].CopyFrom; cur != "" && !seen[cur]; cur = p.Repositories[cur].CopyFrom {
+			if cur == name {
+				out = append(out, c)
+				break
+			}
+			seen[cur] = true
+		}
+	}
+	return out
+}

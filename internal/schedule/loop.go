@@ -113,3 +113,18 @@ func (l *Loop) Trigger(name string) (Run, <-chan error, error) {
 	}
 	return r, l.start(l.work, r), nil
 }
+
+// Request makes a job due now (see Scheduler.Request).
+func (l *Loop) Request(name string) error {
+	l.mu.Lock()
+	running := l.work != nil
+	l.mu.Unlock()
+	if !running {
+		return ErrStopped
+	}
+	if err := l.S.Request(name, l.Clock.Now()); err != nil {
+		return err
+	}
+	l.poke()
+	return nil
+}

@@ -34,6 +34,9 @@ const (
 	// ReasonFirst: nothing is known of an earlier run.
 	ReasonFirst  = "first run"
 	ReasonManual = "manual"
+	// ReasonRequested: something asked for a run soon (a finished backup
+	// asks for a copy pass); it starts when the job's group is free.
+	ReasonRequested = "requested"
 )
 
 // ErrBusy: the job, or another of its group, is running.
@@ -191,9 +194,22 @@ func (s *Scheduler) Finish(name string, now time.Time) {
 	}
 	st.running, st.lastFinish = false, now
 	delete(s.busy, st.job.Group)
-	if !st.next.IsZero() && !st.next.After(now) {
+	if !st.next.IsZero() && !st.next.After(now) && st.reason == ReasonSchedule {
 		st.next, st.reason = now, ReasonCatchUp
 	}
+}
+
+// Request makes a job due now. If it (or its group) is busy it starts
+// once when free, however often it was requested meanwhile.
+func (s *Scheduler) Request(name string, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.named[name]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownJob, name)
+	}
+	st.next, st.reason = now, ReasonRequested
+	return nil
 }
 
 // NextWake is when Due next has something to start, or the zero time if
