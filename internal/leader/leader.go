@@ -41,12 +41,12 @@ type Elector interface {
 // Observation is what a replica knows of the current leader.
 type Observation struct {
 	Mode     string    `json:"mode"`
-	Identity string    `json:"identity"`          // this replica
-	Leader   string    `json:"leader,omitempty"`  // "" when unknown
+	Identity string    `json:"identity"`         // this replica
+	Leader   string    `json:"leader,omitempty"` // "" when unknown
 	IsLeader bool      `json:"is_leader"`
-	Since    time.Time `json:"since,omitzero"`    // when this replica became leader
-	Expires  time.Time `json:"expires,omitzero"`  // of the leader's lease, when known
-	Error    string    `json:"error,omitempty"`   // why the leader is unknown
+	Since    time.Time `json:"since,omitzero"`   // when this replica became leader
+	Expires  time.Time `json:"expires,omitzero"` // of the leader's lease, when known
+	Error    string    `json:"error,omitempty"`  // why the leader is unknown
 	Known    bool      `json:"known"`
 }
 
