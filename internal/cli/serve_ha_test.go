@@ -428,4 +428,3 @@ stores:
 		t.Fatalf("dashboard without the token: %d", code)
 	}
 }
-

@@ -54,11 +54,7 @@ cannot be read — so status works as a cron or monitoring check.`,
 					latest = s.LatestID + " (" + s.LatestMethod + ")"
 					exposure = age(s.Exposure)
 				}
-				state := s.State
-				if s.Error != "" {
-					state += ": " + s.Error
-				}
-				t.row(s.Store, s.Kind, latest, stamp(s.ConsistentAt), exposure, age(s.RPO), state, s.Backups, sizeOf(s.StoredBytes), verified(s.Verify, now))
+				t.row(s.Store, s.Kind, latest, stamp(s.ConsistentAt), exposure, age(s.RPO), s.State, s.Backups, sizeOf(s.StoredBytes), verified(s.Verify, now))
 				for _, c := range s.Copies {
 					latest, exposure, state := "-", "-", c.State
 					if c.LatestID != "" {
@@ -74,6 +70,11 @@ cannot be read — so status works as a cron or monitoring check.`,
 				}
 			}
 			t.flush()
+			for _, s := range st {
+				if s.Error != "" {
+					fmt.Fprintf(g.stdout, "%s: %s\n", s.Store, s.Error)
+				}
+			}
 			fmt.Fprintln(g.stdout)
 			rt := newTable(g.stdout, "REPOSITORY", "STATE", "DATA", "COPY OF", "COPY LAG", "PENDING")
 			for _, rs := range p.Repositories {
