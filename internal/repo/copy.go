@@ -22,7 +22,7 @@ import (
 // leader terms and verification records belong to each repository.
 // Whatever other parts of linkdr write under these prefixes is copied
 // without the copier knowing it.
-var CopiedPrefixes = []string{"backups/", "wal/", "drills/", "runs/"}
+var CopiedPrefixes = []string{"backups/", "pool/", "wal/", "drills/", "runs/"}
 
 // ManifestName commits a directory: in any directory holding one, the
 // copier writes it after every other object of the directory has been
@@ -232,10 +232,13 @@ func (r *Repo) copyUnit(ctx context.Context, src *Repo, unit []CopyItem, rep *Co
 			return fmt.Errorf("copy %s: %w", last.Key, err)
 		}
 		var m Manifest
-		if json.Unmarshal(b, &m) == nil {
+		if json.Unmarshal(b, &m) == nil && m.Store != "" && m.ID != "" {
 			want = map[string]string{}
 			for _, a := range m.Artifacts {
-				want[path.Dir(last.Key)+"/"+a.Name+ArtifactSuffix] = a.StoredSHA256
+				want[artifactKey(m.Store, m.ID, a.Name)] = a.StoredSHA256
+			}
+			for _, a := range m.Plain {
+				want[plainKey(m.Store, m.ID, a.Name)] = a.StoredSHA256
 			}
 			// Every artifact must be there before the manifest may be.
 			for k := range want {
@@ -243,10 +246,29 @@ func (r *Repo) copyUnit(ctx context.Context, src *Repo, unit []CopyItem, rep *Co
 					return fmt.Errorf("copy %s: %w: artifact %s is missing in the source", last.Key, ErrCopyMismatch, k)
 				}
 			}
+			// So must the pool artifacts it uses, which live outside its
+			// directory: copy those the copy lacks first.
+			var pool []CopyItem
+			for _, a := range m.Pool {
+				k := poolKey(m.Store, a.Name)
+				want[k] = a.StoredSHA256
+				if attrs, err := r.loc.bucket.Attributes(ctx, k); err == nil && attrs.Size == a.StoredSize {
+					continue
+				}
+				pool = append(pool, CopyItem{Key: k, Size: a.StoredSize, Reason: "missing"})
+			}
+			unit = append(pool, unit...)
 		}
 	}
 	for _, it := range unit {
 		expect := want[it.Key]
+		if it.Reason != "" && len(unit) == 1 {
+			// A pool artifact may have come along with a backup that
+			// uses it earlier in this pass.
+			if attrs, err := r.loc.bucket.Attributes(ctx, it.Key); err == nil && attrs.Size == it.Size {
+				continue
+			}
+		}
 		if it.Reason == "" {
 			// Already in the copy (a pass died before the manifest):
 			// prove it before committing the directory.

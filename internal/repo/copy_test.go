@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gocloud.dev/blob"
 
+	"github.com/linkapp/linkdr/internal/envelope"
 	"github.com/linkapp/linkdr/internal/testenv"
 )
 
@@ -162,6 +167,26 @@ func copySuite(t *testing.T, srcURL, dstURL string, corrupt func(r *Repo, key st
 		}
 		if _, err := readArtifact(dst, m3, "c.dump", k.ids); err != nil {
 			t.Fatalf("resumed artifact: %v", err)
+		}
+	})
+	t.Run("PoolArtifactsFirst", func(t *testing.T) {
+		// An incremental backup whose artifact lives in pool/<store>/.
+		data := bytes.Repeat([]byte("p"), 5000)
+		sum := sha256.Sum256(data)
+		put(t, src, "pool/media/pack-0001.zst.age", data)
+		m := Manifest{Format: FormatVersion, ID: NewID(time.Now()), Store: "media", Kind: "s3", Method: "objects",
+			Pool: []Artifact{{Name: "pack-0001", Sums: envelope.Sums{StoredSize: int64(len(data)), StoredSHA256: hex.EncodeToString(sum[:])}}}}
+		mb, _ := json.Marshal(m)
+		put(t, src, manifestKey("media", m.ID), mb)
+		rep, err := dst.CopyFrom(ctx, src, nil)
+		if err != nil || rep.Copied != 2 {
+			t.Fatalf("copied %d: %v", rep.Copied, err)
+		}
+		if !bytes.Equal(get(t, dst, "pool/media/pack-0001.zst.age"), data) {
+			t.Fatal("pool artifact not copied")
+		}
+		if _, err := dst.Backup(ctx, "media/"+m.ID); err != nil {
+			t.Fatalf("backup using the pool not in the copy: %v", err)
 		}
 	})
 	t.Run("DamagedSourceNotCommitted", func(t *testing.T) {
