@@ -193,7 +193,7 @@ type CopyReport struct {
 }
 
 // CopyFrom copies into r every object of src's copied prefixes that r
-// lacks: each is streamed, hashed (SHA-256), read back from r and
+// lacks (with r's Object Lock, if it has one): each is streamed, hashed (SHA-256), read back from r and
 // compared, and for a backup also checked against its manifest's
 // stored_sha256; a backup's manifest is written only after all its
 // artifacts passed. The copy is idempotent (what is there is skipped) and
@@ -226,6 +226,14 @@ func (r *Repo) CopyFrom(ctx context.Context, src *Repo, progress func(key string
 func (r *Repo) copyUnit(ctx context.Context, src *Repo, unit []CopyItem, rep *CopyReport, progress func(string, int64)) error {
 	last := unit[len(unit)-1]
 	var want map[string]string // key → stored_sha256, from the manifest
+	// With Object Lock on the copy, its objects are locked as its own
+	// backups would be: from the backup's start (from now for objects
+	// outside backups), unless the source manifest says until when.
+	var until *time.Time
+	if r.lock != nil {
+		u := time.Now().UTC().AddDate(0, 0, r.lock.Days)
+		until = &u
+	}
 	if path.Base(last.Key) == ManifestName {
 		b, err := src.readAll(ctx, last.Key)
 		if err != nil {
@@ -233,6 +241,13 @@ func (r *Repo) copyUnit(ctx context.Context, src *Repo, unit []CopyItem, rep *Co
 		}
 		var m Manifest
 		if json.Unmarshal(b, &m) == nil && m.Store != "" && m.ID != "" {
+			if r.lock != nil {
+				u := m.Started.UTC().AddDate(0, 0, r.lock.Days)
+				if m.RetainUntil != nil && m.RetainUntil.After(u) {
+					u = *m.RetainUntil
+				}
+				until = &u
+			}
 			want = map[string]string{}
 			for _, a := range m.Artifacts {
 				want[artifactKey(m.Store, m.ID, a.Name)] = a.StoredSHA256
@@ -286,7 +301,7 @@ func (r *Repo) copyUnit(ctx context.Context, src *Repo, unit []CopyItem, rep *Co
 				continue
 			}
 		}
-		n, err := r.copyObject(ctx, src, it.Key, expect)
+		n, err := r.copyObject(ctx, src, it.Key, expect, until)
 		if err != nil {
 			return err
 		}
@@ -311,7 +326,7 @@ func hasItem(unit []CopyItem, key string) bool {
 
 // copyObject streams one object from src into r and reads it back.
 // expect, when set, is the SHA-256 the source object must have.
-func (r *Repo) copyObject(ctx context.Context, src *Repo, key, expect string) (int64, error) {
+func (r *Repo) copyObject(ctx context.Context, src *Repo, key, expect string, until *time.Time) (int64, error) {
 	rd, err := src.loc.bucket.NewReader(ctx, key, nil)
 	if err != nil {
 		return 0, fmt.Errorf("copy %s: %w", key, err)
@@ -320,7 +335,7 @@ func (r *Repo) copyObject(ctx context.Context, src *Repo, key, expect string) (i
 	h := sha256.New()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := r.loc.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: rd.ContentType()})
+	w, err := r.loc.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: rd.ContentType(), BeforeWrite: r.lockFunc(until)})
 	if err != nil {
 		return 0, fmt.Errorf("copy %s: %w", key, err)
 	}
