@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 
 	"github.com/linkapp/linkdr/internal/daemon"
 	"github.com/linkapp/linkdr/internal/kube"
@@ -159,6 +160,8 @@ func newElector(_ context.Context, p *plan.Plan, r *ops.Runner, o *serveOptions,
 		if ns == "" {
 			ns = kube.Namespace()
 		}
+		// client-go logs through klog: keep serve's one log format.
+		klog.SetSlogLogger(log.With("component", "client-go"))
 		return leader.NewKubernetes(cfg, ns, le.LeaseName, id, timing, log)
 	default:
 		terms := &leader.LazyTerms{Open: func(ctx context.Context) (leader.Terms, error) {

@@ -228,3 +228,29 @@ func TestJitterBounds(t *testing.T) {
 		}
 	})
 }
+
+// TestRequest: a requested run starts at once, or once right after the
+// running one however often it was requested meanwhile.
+func TestRequest(t *testing.T) {
+	job := Job{Name: "copy dr", Group: "copy dr", Schedule: cron(t, "@every 1m")}
+	now := at("2026-03-01 10:00:00")
+	s := New(now, []Job{job}, map[string]time.Time{job.Name: now}, Options{})
+	wantRuns(t, s.Due(now.Add(time.Second)))
+	if err := s.Request(job.Name, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	wantRuns(t, s.Due(now.Add(time.Second)), "copy dr (requested)")
+	s.Request(job.Name, now.Add(2*time.Second))
+	s.Request(job.Name, now.Add(3*time.Second))
+	wantRuns(t, s.Due(now.Add(4*time.Second)))
+	s.Finish(job.Name, now.Add(5*time.Second))
+	wantRuns(t, s.Due(now.Add(5*time.Second)), "copy dr (requested)")
+	s.Finish(job.Name, now.Add(6*time.Second))
+	wantRuns(t, s.Due(now.Add(6*time.Second)))
+	if got := s.NextWake(); !got.Equal(now.Add(65 * time.Second)) {
+		t.Fatalf("next wake %s", got)
+	}
+	if err := s.Request("nope", now); !errors.Is(err, ErrUnknownJob) {
+		t.Fatal(err)
+	}
+}
