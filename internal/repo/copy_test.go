@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 
 	"github.com/linkapp/linkdr/internal/envelope"
@@ -228,4 +230,41 @@ func TestCopyS3(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestCopyObjectLock: objects copied into a copy with Object Lock are
+// locked (a specific version cannot be deleted without bypassing the
+// governance retention).
+func TestCopyObjectLock(t *testing.T) {
+	s3i := testenv.S3(t)
+	ctx := context.Background()
+	k := newKeys(t)
+	src, _, err := Init(ctx, testenv.S3URL(t, s3i.Endpoint, testenv.NewBucket(t, s3i.Endpoint), "linkdr"), k.recipients)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	lockBucket := testenv.NewObjectLockBucket(t, s3i.DREndpoint)
+	dst, _, err := Init(ctx, testenv.S3URL(t, s3i.DREndpoint, lockBucket, "linkdr"), k.recipients)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if err := dst.SetObjectLock(&ObjectLock{Mode: "governance", Days: 1}); err != nil {
+		t.Fatal(err)
+	}
+	m := writeBackup(t, src, k, "users-db", map[string][]byte{"a.dump": []byte("locked in the DR region")})
+	if _, err := dst.CopyFrom(ctx, src, nil); err != nil {
+		t.Fatalf("copy into an Object Lock bucket: %v", err)
+	}
+	client := testenv.S3Client(t, s3i.DREndpoint)
+	key := "linkdr/" + artifactKey("users-db", m.ID, "a.dump")
+	vs, err := client.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(lockBucket), Prefix: aws.String(key)})
+	if err != nil || len(vs.Versions) != 1 {
+		t.Fatalf("versions of %s: %v %v", key, vs, err)
+	}
+	_, err = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(key), VersionId: vs.Versions[0].VersionId})
+	if err == nil {
+		t.Fatal("a copied artifact was deleted despite the copy's Object Lock")
+	}
 }
