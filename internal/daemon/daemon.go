@@ -57,6 +57,9 @@ type Daemon struct {
 	// period after it is over. Set by Run before anything starts.
 	shutdown, graceCtx context.Context
 
+	// leading is held while lead runs.
+	leading sync.Mutex
+
 	mu       sync.Mutex
 	loop     *schedule.Loop
 	runs     []RunRecord // newest last, at most keepRuns
@@ -134,7 +137,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			graceOver()
 		})
 		defer t.Stop()
-		stopElect() // lead's loop sees d.shutdown first; see lead
+		// lead stops starting work when ctx is done and returns once the
+		// running work finished or was aborted at the end of the grace
+		// period; only then may the leadership go (ending the campaign
+		// ends the leadership, which would abort the work at once).
+		d.leading.Lock()
+		stopElect()
+		d.leading.Unlock()
 		<-electDone
 		stopHTTP()
 		return nil

@@ -60,6 +60,8 @@ func (d *Daemon) Jobs() []schedule.JobStatus {
 // running work is aborted when leadership is lost or the grace period
 // ends, and lead returns only once it has stopped.
 func (d *Daemon) lead(leadCtx context.Context) {
+	d.leading.Lock()
+	defer d.leading.Unlock()
 	d.Metrics.Leader.Set(1)
 	defer d.Metrics.Leader.Set(0)
 	startCtx, stopStarting := context.WithCancel(leadCtx)
