@@ -62,13 +62,17 @@ func (g *globals) validate() error {
 	case g.verbose >= 2:
 		level = slog.LevelDebug
 	}
+	g.log = g.newLogger(level)
+	return nil
+}
+
+// newLogger logs to stderr in the chosen format from level up.
+func (g *globals) newLogger(level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if g.logFormat == "json" {
-		g.log = slog.New(slog.NewJSONHandler(g.stderr, opts))
-	} else {
-		g.log = slog.New(slog.NewTextHandler(g.stderr, opts))
+		return slog.New(slog.NewJSONHandler(g.stderr, opts))
 	}
-	return nil
+	return slog.New(slog.NewTextHandler(g.stderr, opts))
 }
 
 func (g *globals) json() bool { return g.output == "json" }
@@ -163,6 +167,7 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		newWALCmd(g),
 		newWALReceiveCmd(g),
 		newPGCmd(g),
+		newServeCmd(g),
 		newS3Cmd(g),
 	)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")

@@ -106,6 +106,8 @@ func (p *Plan) validate(ps *problems) {
 	p.validateRepositories(ps)
 	p.validateStores(ps)
 	p.validateRetention(ps)
+	p.validateCopies(ps)
+	p.validateServe(ps)
 }
 
 func (p *Plan) validateObjectives(ps *problems) {
