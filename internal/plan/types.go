@@ -13,6 +13,13 @@ type Plan struct {
 	Repositories map[string]Repository `yaml:"repositories"`
 	Stores       map[string]*Store     `yaml:"stores"`
 	Retention    Retention             `yaml:"retention"`
+	// Checks and checklists validate a recovery (docs/checks.md).
+	Checks     map[string]*Check     `yaml:"checks"`
+	Checklists map[string]*Checklist `yaml:"checklists"`
+	// Drills exercise the plan on a schedule (docs/drills.md).
+	Drills map[string]*Drill `yaml:"drills"`
+	// Document is what only the rendered plan shows (contacts, regions…).
+	Document Document `yaml:"document"`
 
 	// Path is the file the plan was read from (not part of the YAML).
 	Path string `yaml:"-"`

@@ -71,6 +71,8 @@ func (p *Plan) expandEnv(ps *problems) {
 			s.URL = Secret(expand("stores."+name+".url", s.URL.Reveal()))
 		}
 	}
+	p.expandCheckEnv(expand)
+	p.expandDrillEnv(expand)
 }
 
 func (p *Plan) validate(ps *problems) {
@@ -85,6 +87,9 @@ func (p *Plan) validate(ps *problems) {
 	p.validateRepositories(ps)
 	p.validateStores(ps)
 	p.validateRetention(ps)
+	p.validateChecks(ps)
+	p.validateDrills(ps)
+	p.validateDocument(ps)
 }
 
 func (p *Plan) validateObjectives(ps *problems) {
