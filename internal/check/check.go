@@ -172,6 +172,10 @@ func (r *Runner) log() *slog.Logger {
 	return r.Log
 }
 
+// Redirectable reports whether checks of the type follow Runner.StoreURL
+// when they name a store (and so can run against a drill's scratch copy).
+func Redirectable(typ string) bool { return plan.CheckStoreKind(typ) != "" }
+
 // probe observes a target and returns the condition's variables.
 type probe func(ctx context.Context, r *Runner, c *plan.Check) (map[string]any, error)
 

@@ -15,10 +15,12 @@ import (
 )
 
 // target is the URL a store-backed check probes, with the password from
-// the store's password_file when the URL carries none.
+// the store's password_file when the URL carries none, and the check's
+// database (postgres) unless StoreURL already chose one.
 func (r *Runner) target(c *plan.Check) (string, error) {
 	raw := c.URL.Reveal()
 	var st *plan.Store
+	redirected := false
 	if c.Store != "" {
 		st = r.Plan.Stores[c.Store]
 		if st == nil {
@@ -27,13 +29,16 @@ func (r *Runner) target(c *plan.Check) (string, error) {
 		raw = st.URL.Reveal()
 		if r.StoreURL != nil {
 			if u, ok := r.StoreURL(c.Store, c.Database); ok {
-				raw = u
+				raw, redirected = u, true
 			}
 		}
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("invalid URL for check %s", c.Name)
+	}
+	if c.Database != "" && !redirected {
+		u.Path, u.RawPath = "/"+c.Database, ""
 	}
 	if st != nil && st.PasswordFile != "" && u.User != nil {
 		if _, has := u.User.Password(); !has {
@@ -61,9 +66,6 @@ func probePostgres(ctx context.Context, r *Runner, c *plan.Check) (map[string]an
 		return nil, err
 	}
 	u, _ := url.Parse(raw)
-	if c.Database != "" {
-		u.Path = "/" + c.Database
-	}
 	q := u.Query()
 	if q.Get("application_name") == "" {
 		q.Set("application_name", "linkdr-check")
