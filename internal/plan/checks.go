@@ -128,7 +128,7 @@ var checkTypes = map[string]checkSchema{
 	},
 	"dns": {
 		fields:    []string{"host", "record", "server"},
-		required:  [][]string{{"host"}, {"server"}},
+		required:  [][]string{{"host"}},
 		condition: `rcode == "NOERROR" && len(answers) > 0`,
 		vars:      map[string]any{"rcode": "", "answers": []string{}, "ttl": 0, "authoritative": false},
 	},

@@ -246,11 +246,7 @@ func testing(d *render.Doc, p *plan.Plan) {
 	d.H(1, "testing", "Testing and Validation")
 	d.H(2, "drill-schedule", "DR Testing Schedule")
 	var rows [][]string
-	names := p.DrillNames()
-	sort.SliceStable(names, func(i, j int) bool {
-		a, b := p.Drills[names[i]], p.Drills[names[j]]
-		return a.Week > 0 && (b.Week == 0 || a.Week < b.Week)
-	})
+	names := inFileOrder(p, "drills", p.DrillNames())
 	for _, n := range names {
 		dr := p.Drills[n]
 		what := dr.Kind
@@ -291,11 +287,8 @@ func checklists(d *render.Doc, p *plan.Plan) {
 		d.Add(render.Note{Text: "No checklists in the plan."})
 		return
 	}
-	// Checklists that only include others are listed last, as a summary.
-	names := p.ChecklistNames()
-	sort.SliceStable(names, func(i, j int) bool {
-		return len(p.Checklists[names[i]].Items) > 0 && len(p.Checklists[names[j]].Items) == 0
-	})
+	// In the plan file's order, as its authors wrote them.
+	names := inFileOrder(p, "checklists", p.ChecklistNames())
 	for _, n := range names {
 		cl := p.Checklists[n]
 		title := cl.Title
@@ -329,7 +322,7 @@ func checklists(d *render.Doc, p *plan.Plan) {
 	}
 	d.H(2, "checks", "Checks")
 	var rows [][]string
-	for _, n := range p.CheckNames() {
+	for _, n := range inFileOrder(p, "checks", p.CheckNames()) {
 		c := p.Checks[n]
 		req := "required"
 		if !c.IsRequired() {
@@ -471,6 +464,13 @@ func appendices(d *render.Doc, p *plan.Plan) {
 	r := p.Retention
 	d.P("Retention keeps the last %d backups, %d hourly, %d daily, %d weekly, %d monthly and %d yearly (compliance objective: %s).",
 		r.KeepLast, r.KeepHourly, r.KeepDaily, r.KeepWeekly, r.KeepMonthly, r.KeepYearly, human(p.Objectives.Retention))
+}
+
+// inFileOrder sorts keys of a plan section by their line in the file.
+func inFileOrder(p *plan.Plan, section string, names []string) []string {
+	out := append([]string(nil), names...)
+	sort.SliceStable(out, func(i, j int) bool { return p.Line(section+"."+out[i]) < p.Line(section+"."+out[j]) })
+	return out
 }
 
 // human prints a duration the way the plan document speaks: "4 hours".
