@@ -487,7 +487,9 @@ func human(d plan.Duration) string {
 		return "0"
 	case t%(365*24*time.Hour) == 0:
 		return unit(int64(t/(365*24*time.Hour)), "year")
-	case t%(24*time.Hour) == 0:
+	case t%(7*24*time.Hour) == 0:
+		return unit(int64(t/(7*24*time.Hour)), "week")
+	case t%(24*time.Hour) == 0 && t > 24*time.Hour:
 		return unit(int64(t/(24*time.Hour)), "day")
 	case t%time.Hour == 0:
 		return unit(int64(t/time.Hour), "hour")
