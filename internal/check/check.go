@@ -194,8 +194,8 @@ var probes = map[string]probe{
 
 // One runs a single check: the probe under the check's timeout, then the
 // condition over what it observed.
-func (r *Runner) One(ctx context.Context, c *plan.Check) Result {
-	res := Result{Check: c.Name, Type: c.Type, Description: c.Description, Condition: c.EffectiveCondition(),
+func (r *Runner) One(ctx context.Context, c *plan.Check) (res Result) {
+	res = Result{Check: c.Name, Type: c.Type, Description: c.Description, Condition: c.EffectiveCondition(),
 		Required: c.IsRequired(), Started: r.now()}
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
