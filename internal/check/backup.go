@@ -92,12 +92,12 @@ func probeBackup(ctx context.Context, r *Runner, c *plan.Check) (map[string]any,
 			if age := r.now().Sub(rep.Finished); age > drillAge {
 				drillAge = age
 			}
-			if !st.Integrity.OK {
+			if !st.OK {
 				vars["drilled"] = false
-				if !c.Verify {
-					vars["verified"] = false
-					verifyErrs = append(verifyErrs, fmt.Sprintf("%s: drill %s failed: %s", s.Store, rep.ID, st.Error))
-				}
+			}
+			if !c.Verify && !st.Integrity.OK {
+				vars["verified"] = false
+				verifyErrs = append(verifyErrs, fmt.Sprintf("%s: drill %s did not prove the restore: %s", s.Store, rep.ID, st.Error))
 			}
 		}
 	}
