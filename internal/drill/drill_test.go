@@ -160,6 +160,26 @@ func TestRestoreDrill(t *testing.T) {
 	}
 }
 
+// TestStaleScratch: a drill killed outright left its scratch database;
+// the next drill on the server removes it.
+func TestStaleScratch(t *testing.T) {
+	f := setup(t, "")
+	f.backup(t)
+	stale := drill.ScratchPrefix + "20200101t000000z_dead_" + f.name
+	sql(t, testenv.PostgresURL(t), "CREATE DATABASE "+stale)
+	t.Cleanup(func() { sql(t, testenv.PostgresURL(t), "DROP DATABASE IF EXISTS "+stale) })
+	rep, err := f.drills.Restore(context.Background(), drill.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(rep.Stores[0].Cleanup.Removed, ","), stale) {
+		t.Fatalf("removed %v, want %s among them", rep.Stores[0].Cleanup.Removed, stale)
+	}
+	if query(t, testenv.PostgresURL(t), "SELECT count(*) FROM pg_database WHERE datname = '"+stale+"'") != 0 {
+		t.Fatal("stale scratch database still there")
+	}
+}
+
 func TestCorruptedBackup(t *testing.T) {
 	f := setup(t, "")
 	m := f.backup(t)

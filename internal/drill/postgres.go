@@ -223,7 +223,46 @@ func (k pgKind) Scratch(ctx context.Context, env Env, m *repo.Manifest) (Scratch
 		s.dbs[d.Name] = scratchName(env.DrillID, d.Name)
 		s.order = append(s.order, d.Name)
 	}
-	return s, nil
+	// A drill killed outright (kill -9, a lost node) could not clean up:
+	// its scratch databases are removed with this drill's, once they are
+	// older than any drill runs.
+	stale, err := staleScratch(ctx, server, time.Now())
+	s.created = append(s.created, stale...)
+	return s, err
+}
+
+// staleAfter is how old a scratch database must be before another drill
+// takes it for a leftover.
+const staleAfter = 24 * time.Hour
+
+// staleScratch lists scratch databases on the server whose drill started
+// more than staleAfter ago (the time is in the name).
+func staleScratch(ctx context.Context, server *url.URL, now time.Time) ([]string, error) {
+	c, err := connect(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, `SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname`, ScratchPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list scratch databases on %s: %w", server.Redacted(), err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list scratch databases on %s: %w", server.Redacted(), err)
+	}
+	var out []string
+	for _, n := range names {
+		rest := strings.TrimPrefix(n, ScratchPrefix)
+		if len(rest) < 16 {
+			continue
+		}
+		t, err := repo.IDTime(strings.ToUpper(rest[:16]))
+		if err == nil && now.Sub(t) > staleAfter {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 func (s *pgScratch) url(scratchDB string) *url.URL {
