@@ -15,6 +15,7 @@ import (
 	"github.com/linkapp/linkdr/internal/ops"
 	"github.com/linkapp/linkdr/internal/plan"
 	"github.com/linkapp/linkdr/internal/repo"
+	"github.com/linkapp/linkdr/internal/store"
 )
 
 // ErrFailed is wrapped by the error of a drill that ran and found a
@@ -244,6 +245,9 @@ func (r *Runner) restoreStore(ctx context.Context, rep *drillreport.Report, d *p
 	t0 := time.Now()
 	err = scratch.Restore(ctx, latest)
 	sr.RestoreSeconds = time.Since(t0).Seconds()
+	if errors.Is(err, store.ErrMismatch) {
+		return fail("integrity", err) // kinds that verify while restoring
+	}
 	if err != nil {
 		return fail("restore", err)
 	}

@@ -200,8 +200,9 @@ func TestCorruptedBackup(t *testing.T) {
 	if s.Phase != "restore" || !strings.Contains(s.Error, "integrity check failed") {
 		t.Fatalf("phase %q error %q", s.Phase, s.Error)
 	}
-	// The scratch database was created before the damage showed: it is gone.
-	if !s.Cleanup.OK || len(s.Cleanup.Removed) != 1 || scratchLeft(t, rep.ID) != 0 {
+	// The scratch database was created before the damage showed: it is
+	// gone (dropped by the failed restore itself, or else by the cleanup).
+	if !s.Cleanup.OK || scratchLeft(t, rep.ID) != 0 {
 		t.Fatalf("cleanup %+v, left %d", s.Cleanup, scratchLeft(t, rep.ID))
 	}
 }
