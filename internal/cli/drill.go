@@ -25,6 +25,7 @@ func newDrillCmd(g *globals) *cobra.Command {
 target, proves it against the backup's manifest, runs the store's checks on
 the copy, measures RTO and RPO, removes the copy, and stores a report in the
 repository (drills/<id>.json). See docs/drills.md.`,
+		Example: "  linkdr drill run restore\n  linkdr drill list\n  linkdr drill report -o html > drill.html\n  linkdr drill schedule",
 	}
 	cmd.AddCommand(newDrillRunCmd(g), newDrillListCmd(g), newDrillReportCmd(g), newDrillDueCmd(g))
 	return cmd
