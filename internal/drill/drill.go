@@ -86,8 +86,17 @@ func (r *Runner) Restore(ctx context.Context, opts RestoreOptions) (*drillreport
 	if len(stores) == 0 {
 		stores = d.Stores
 	}
+	// Every store by default: those of kinds no drill can restore yet are
+	// listed in the report as skipped; named ones must be drillable.
+	var skipped []string
 	if len(stores) == 0 {
-		stores = p.StoreNames()
+		for _, s := range p.StoreNames() {
+			if _, ok := kindOf(p.Stores[s].Kind); ok {
+				stores = append(stores, s)
+			} else {
+				skipped = append(skipped, s+" ("+p.Stores[s].Kind+")")
+			}
+		}
 	}
 	for _, s := range stores {
 		cfg, err := r.Ops.StoreConfig(s)
@@ -99,7 +108,10 @@ func (r *Runner) Restore(ctx context.Context, opts RestoreOptions) (*drillreport
 		}
 	}
 	if len(stores) == 0 {
-		return nil, fmt.Errorf("the plan has no stores to drill")
+		return nil, fmt.Errorf("the plan has no stores a drill can restore (drillable kinds: %s)", strings.Join(Kinds(), ", "))
+	}
+	if len(skipped) > 0 {
+		r.log().Warn("stores skipped: their kind cannot be drilled yet", "stores", skipped)
 	}
 	// Fail on a missing key or repository before writing any canary.
 	if _, err := r.Ops.Identities(); err != nil {
@@ -116,7 +128,7 @@ func (r *Runner) Restore(ctx context.Context, opts RestoreOptions) (*drillreport
 	rep := &drillreport.Report{
 		Format: drillreport.FormatVersion, ID: repo.NewID(start), Drill: d.Name, Kind: plan.DrillRestore,
 		Title: d.Title, Plan: p.Name, Started: start.UTC(), Tool: repo.Tool{Name: "linkdr", Version: repo.Version},
-		Host: host, Trigger: r.Trigger,
+		Host: host, Trigger: r.Trigger, Skipped: skipped,
 		Objectives: drillreport.Objectives{RTOSeconds: p.Objectives.RTO.D().Seconds(), RPOSeconds: p.Objectives.RPO.D().Seconds()},
 	}
 	var failures []string

@@ -44,6 +44,9 @@ type Report struct {
 	Objectives Objectives `json:"objectives"`
 	// Stores: one entry per store drilled (restore drills).
 	Stores []Store `json:"stores,omitempty"`
+	// Skipped lists stores of kinds no drill can restore yet, as
+	// "name (kind)".
+	Skipped []string `json:"skipped,omitempty"`
 	// Scenario: the rehearsed runbook (failover drills).
 	Scenario *Scenario `json:"scenario,omitempty"`
 	// Checks run after the drill (the drill's checks: list).

@@ -24,6 +24,9 @@ func DrillDoc(r *drillreport.Report) *render.Doc {
 	} else {
 		d.P("**FAILED**: %s", r.Error)
 	}
+	if len(r.Skipped) > 0 {
+		d.Add(render.Note{Text: "Not drilled (no drill for their kind yet): " + strings.Join(r.Skipped, ", ") + "."})
+	}
 	var rows [][]string
 	for _, s := range r.Stores {
 		canary := "-"
