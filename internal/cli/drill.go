@@ -127,6 +127,9 @@ func printDrill(g *globals, rep *drillreport.Report) {
 		t.row(s.Store, s.BackupID, res, render.Seconds(s.RTOSeconds), render.Seconds(s.RPOSeconds), canary, integrity, clean)
 	}
 	t.flush()
+	if len(rep.Skipped) > 0 {
+		fmt.Fprintf(g.stdout, "not drilled (no drill for their kind yet): %s\n", strings.Join(rep.Skipped, ", "))
+	}
 	verdict := "PASSED"
 	if !rep.OK {
 		verdict = "FAILED: " + rep.Error
