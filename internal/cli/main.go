@@ -65,7 +65,8 @@ func (g *globals) validate(cmd *cobra.Command) error {
 		ok = ok || f == g.output
 	}
 	if !ok {
-		return usagef(fmt.Sprintf("-o %q: use %s", g.output, strings.Join(formats, ", ")))
+		list := strings.Join(formats[:len(formats)-1], ", ") + " or " + formats[len(formats)-1]
+		return usagef(fmt.Sprintf("-o %q: use %s", g.output, list))
 	}
 	if g.logFormat != "text" && g.logFormat != "json" {
 		return usagef(fmt.Sprintf("--log-format %q: use text or json", g.logFormat))
