@@ -46,8 +46,8 @@ func newFrameWriter(out io.Writer, level zstd.EncoderLevel) (*frameWriter, error
 		return nil, err
 	}
 	w := &frameWriter{enc: enc, out: out, queue: make(chan chan frameResult, workers), done: make(chan struct{})}
-	w.pool.New = func() any { return make([]byte, 0, frameSize) }
-	w.buf = w.pool.Get().([]byte)
+	w.pool.New = func() any { b := make([]byte, 0, frameSize); return &b }
+	w.buf = w.getBuf()
 	go w.writeLoop()
 	return w, nil
 }
@@ -61,7 +61,8 @@ func (w *frameWriter) writeLoop() {
 				w.fail(err)
 			}
 		}
-		w.pool.Put(r.in[:0])
+		in := r.in[:0]
+		w.pool.Put(&in)
 	}
 }
 
@@ -78,6 +79,10 @@ func (w *frameWriter) failed() error {
 	defer w.mu.Unlock()
 	return w.err
 }
+
+// getBuf takes a chunk buffer from the pool (pointers avoid an
+// allocation per Put).
+func (w *frameWriter) getBuf() []byte { return *w.pool.Get().(*[]byte) }
 
 // Write buffers p and hands full chunks to the compressors.
 func (w *frameWriter) Write(p []byte) (int, error) {
@@ -101,7 +106,7 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 // capacity bounds how many chunks are in flight.
 func (w *frameWriter) flush() {
 	in := w.buf
-	w.buf = w.pool.Get().([]byte)
+	w.buf = w.getBuf()
 	res := make(chan frameResult, 1)
 	w.queue <- res
 	go func() {
