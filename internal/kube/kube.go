@@ -1,11 +1,10 @@
-// Package kube turns a kubeconfig and context name, or the pod's own
-// service account, into client-go configuration.
 package kube
 
 import (
 	"fmt"
 	"os"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -49,4 +48,17 @@ func Namespace() string {
 		return string(b)
 	}
 	return ""
+}
+
+// Client builds a clientset; see Config.
+func Client(kubeconfig, context string) (kubernetes.Interface, error) {
+	cfg, err := Config(kubeconfig, context)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return cs, nil
 }

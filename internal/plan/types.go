@@ -15,6 +15,13 @@ type Plan struct {
 	Retention    Retention             `yaml:"retention"`
 	Verify       Verify                `yaml:"verify"`
 	Serve        Serve                 `yaml:"serve"`
+	// Checks and checklists validate a recovery (docs/checks.md).
+	Checks     map[string]*Check     `yaml:"checks"`
+	Checklists map[string]*Checklist `yaml:"checklists"`
+	// Drills exercise the plan on a schedule (docs/drills.md).
+	Drills map[string]*Drill `yaml:"drills"`
+	// Document is what only the rendered plan shows (contacts, regions…).
+	Document Document `yaml:"document"`
 
 	// Path is the file the plan was read from (not part of the YAML).
 	Path string `yaml:"-"`

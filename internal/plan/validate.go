@@ -92,6 +92,8 @@ func (p *Plan) expandEnv(ps *problems) {
 			}
 		}
 	}
+	p.expandCheckEnv(expand)
+	p.expandDrillEnv(expand)
 }
 
 func (p *Plan) validate(ps *problems) {
@@ -108,6 +110,9 @@ func (p *Plan) validate(ps *problems) {
 	p.validateRetention(ps)
 	p.validateCopies(ps)
 	p.validateServe(ps)
+	p.validateChecks(ps)
+	p.validateDrills(ps)
+	p.validateDocument(ps)
 }
 
 func (p *Plan) validateObjectives(ps *problems) {
