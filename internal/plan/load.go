@@ -64,6 +64,8 @@ func Parse(name string, data []byte) (*Plan, []Problem, error) {
 	p.Path = name
 	p.positions = ps.pos
 	applyStoreDefaults(p)
+	applyScenarioDefaults(p)
+	applyIncidentDefaults(p)
 	p.expandEnv(ps)
 	p.validate(ps)
 

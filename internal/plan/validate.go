@@ -71,6 +71,7 @@ func (p *Plan) expandEnv(ps *problems) {
 			s.URL = Secret(expand("stores."+name+".url", s.URL.Reveal()))
 		}
 	}
+	p.expandNotificationEnv(expand)
 }
 
 func (p *Plan) validate(ps *problems) {
@@ -85,6 +86,8 @@ func (p *Plan) validate(ps *problems) {
 	p.validateRepositories(ps)
 	p.validateStores(ps)
 	p.validateRetention(ps)
+	p.validateOperations(ps)
+	p.validateScenarios(ps)
 }
 
 func (p *Plan) validateObjectives(ps *problems) {
