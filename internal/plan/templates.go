@@ -81,9 +81,9 @@ var TemplateFuncs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
 	// human spells a duration out: "30 minutes", "48 hours", "1h30m".
-	"human":   HumanDuration,
-	"upper":   strings.ToUpper,
-	"lower":   strings.ToLower,
+	"human": HumanDuration,
+	"upper": strings.ToUpper,
+	"lower": strings.ToLower,
 	// default returns def when v is empty: {{default "unknown" .RootCause}}.
 	"default": func(def string, v any) string {
 		if s := fmt.Sprint(v); v != nil && strings.TrimSpace(s) != "" {
