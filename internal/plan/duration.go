@@ -88,7 +88,10 @@ func (d Duration) String() string {
 		return fmt.Sprintf("%dd", t/day)
 	}
 	s := t.String()
-	s = strings.TrimSuffix(s, "0s")
+	// "1h30m0s" → "1h30m", but "10s" stays "10s".
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")
 	}
@@ -113,3 +116,13 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // MarshalText writes the string form (JSON output).
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads the string form (JSON, e.g. a journaled scenario).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}

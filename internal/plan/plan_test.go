@@ -148,7 +148,13 @@ func TestDuration(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	for _, s := range []string{"4h", "90m", "7y", "35d", "2w", "1h30m", "5s", "1y2d3h"} {
+	for in, want := range map[string]string{"10s": "10s", "30s": "30s", "90s": "1m30s", "1h0m0s": "1h", "20m": "20m", "1h30m": "1h30m"} {
+		d, _ := ParseDuration(in)
+		if d.String() != want {
+			t.Errorf("%s prints as %s, want %s", in, d, want)
+		}
+	}
+	for _, s := range []string{"4h", "90m", "7y", "35d", "2w", "1h30m", "5s", "1y2d3h", "10s", "50s"} {
 		d, _ := ParseDuration(s)
 		back, err := ParseDuration(d.String())
 		if err != nil || back != d {
