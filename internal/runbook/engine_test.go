@@ -300,7 +300,9 @@ func TestOnErrorPolicies(t *testing.T) {
 }
 
 func TestRollback(t *testing.T) {
-	rb := func(id string) string { return fmt.Sprintf(", rollback: {action: shell, with: {command: x, env: {id: undo-%s}}}", id) }
+	rb := func(id string) string {
+		return fmt.Sprintf(", rollback: {action: shell, with: {command: x, env: {id: undo-%s}}}", id)
+	}
 	h := newHarness(t, `      - id: p
         budget: 30m
         steps:
@@ -392,7 +394,10 @@ func TestApprovalGate(t *testing.T) {
 		// The approval lands while the gate polls, long before the
 		// hour it would wait.
 		done := make(chan error)
-		go func() { _, err := h.e.Start(context.Background(), "s", RunOptions{WaitApproval: time.Hour}); done <- err }()
+		go func() {
+			_, err := h.e.Start(context.Background(), "s", RunOptions{WaitApproval: time.Hour})
+			done <- err
+		}()
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
