@@ -33,6 +33,15 @@ type globals struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	log            *slog.Logger
+	context        context.Context
+}
+
+// ctx is the running command's context.
+func (g *globals) ctx() context.Context {
+	if g.context == nil {
+		return context.Background()
+	}
+	return g.context
 }
 
 func (g *globals) addFlags(fs *pflag.FlagSet) {
@@ -139,7 +148,10 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		Version:           Version,
-		PersistentPreRunE: func(cmd *cobra.Command, args []string) error { return g.validate() },
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			g.context = cmd.Context()
+			return g.validate()
+		},
 	}
 	g.addFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -155,6 +167,8 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		newRestoreCmd(g),
 		newRetentionCmd(g),
 		newStatusCmd(g),
+		newRunbookCmd(g),
+		newIncidentCmd(g),
 	)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")
 	return root

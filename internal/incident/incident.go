@@ -334,7 +334,11 @@ func (n *notifier) Check(ctx context.Context, req action.NotifyRequest) error {
 			return err
 		}
 	}
-	_, err := notify.Render(n.s.Plan, req.Template, req.Message, notify.Data{Service: n.s.Plan.Incidents.Service, Vars: n.vars})
+	inline := req.Message
+	if req.Template != "" {
+		inline = ""
+	}
+	_, err := notify.Render(n.s.Plan, req.Template, inline, notify.Data{Service: n.s.Plan.Incidents.Service, Vars: n.vars})
 	return err
 }
 
@@ -386,7 +390,13 @@ func (s *Store) send(ctx context.Context, j *journal.Journal, inc *Incident, req
 	if req.Template == "reminder" {
 		d.NextUpdate = inc.NextUpdate(s.Plan.Incidents.UpdateInterval.D())
 	}
-	text, err := notify.Render(s.Plan, req.Template, req.Message, d)
+	// With a named template, message fills {{.Message}}; alone it is the
+	// template itself.
+	inline := req.Message
+	if req.Template != "" {
+		d.Message, inline = firstNonEmpty(req.Message, d.Message), ""
+	}
+	text, err := notify.Render(s.Plan, req.Template, inline, d)
 	if err != nil {
 		return nil, err
 	}

@@ -303,8 +303,8 @@ func (p *Plan) validateRefs(ps *problems, sp string, st *Step) {
 		}
 		_, hasT := st.With["template"]
 		_, hasM := st.With["message"]
-		if hasT && hasM {
-			ps.add(sp+".with", "message is an inline template; template names one from incidents.templates", "set template or message, not both")
+		if !hasT && !hasM {
+			ps.add(sp+".with", "template names one from incidents.templates (alert, update, resolved, reminder); message alone is an inline template", "notify needs template or message")
 		}
 		if _, c1 := st.With["channel"]; !c1 {
 			if _, c2 := st.With["channels"]; !c2 && len(p.Incidents.Notify) == 0 {
