@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/linkapp/linkdr/internal/ops"
@@ -45,6 +46,48 @@ type Env struct {
 	Notifier Notifier
 	// AddSecret registers a value to be masked in the journal.
 	AddSecret func(string)
+	// Planned, in a dry run, collects the objects earlier steps would
+	// create, so later steps' checks know they will exist.
+	Planned *Planned
+}
+
+// Planned is what a dry run's earlier steps would create.
+type Planned struct {
+	mu      sync.Mutex
+	objects []PlannedObject
+}
+
+// PlannedObject is a Kubernetes object a dry-run step would apply.
+type PlannedObject struct {
+	Context, Namespace, Resource, Name string
+	Labels                             map[string]string
+}
+
+// Add records an object.
+func (p *Planned) Add(o PlannedObject) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.objects = append(p.objects, o)
+}
+
+// Find returns the planned objects of a resource in a namespace that a
+// name or selector match.
+func (p *Planned) Find(context, ns, resource string, match func(PlannedObject) bool) []PlannedObject {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []PlannedObject
+	for _, o := range p.objects {
+		if o.Context == context && o.Namespace == ns && o.Resource == resource && match(o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func (e *Env) clock() Clock {

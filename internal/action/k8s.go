@@ -18,10 +18,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/linkapp/linkdr/internal/kube"
 )
@@ -76,7 +78,8 @@ func ping(ctx context.Context, env *Env, c *kube.Clients) error {
 }
 
 // targets resolves name, names or selector to object names of a resource.
-func targets(ctx context.Context, c *kube.Clients, gvr schema.GroupVersionResource, ns string, p Params) ([]string, error) {
+// In a dry run, planned supplies objects earlier steps would create.
+func targets(ctx context.Context, c *kube.Clients, gvr schema.GroupVersionResource, ns string, p Params, planned *Planned) ([]string, error) {
 	names := p.Strings("names")
 	if n := p.String("name", ""); n != "" {
 		names = append([]string{n}, names...)
@@ -89,6 +92,15 @@ func targets(ctx context.Context, c *kube.Clients, gvr schema.GroupVersionResour
 		for _, it := range list.Items {
 			names = append(names, it.GetName())
 		}
+		if len(names) == 0 && planned != nil {
+			sl, err := labels.Parse(sel)
+			if err != nil {
+				return nil, fmt.Errorf("selector %q: %w", sel, err)
+			}
+			for _, o := range planned.Find(c.Context, ns, gvr.Resource, func(o PlannedObject) bool { return sl.Matches(labels.Set(o.Labels)) }) {
+				names = append(names, o.Name)
+			}
+		}
 		if len(names) == 0 {
 			return nil, fmt.Errorf("no %s match selector %q in namespace %s", gvr.Resource, sel, ns)
 		}
@@ -97,6 +109,20 @@ func targets(ctx context.Context, c *kube.Clients, gvr schema.GroupVersionResour
 		return nil, errors.New("name, names or selector is required")
 	}
 	return names, nil
+}
+
+// willExist reports a missing object that an earlier dry-run step would
+// create, and says so.
+func willExist(env *Env, c *kube.Clients, resource, name string, err error) bool {
+	if !apierrors.IsNotFound(err) {
+		return false
+	}
+	found := env.Planned.Find(c.Context, c.Namespace, resource, func(o PlannedObject) bool { return o.Name == name })
+	if len(found) == 0 {
+		return false
+	}
+	env.printf("%s %s/%s does not exist yet; an earlier step creates it", resource, c.Namespace, name)
+	return true
 }
 
 func scalableKind(p Params) (string, schema.GroupVersionResource, error) {
@@ -147,12 +173,15 @@ func (k8sScale) Check(ctx context.Context, env *Env, p Params) error {
 	if err := ping(ctx, env, c); err != nil {
 		return err
 	}
-	names, err := targets(ctx, c, gvr, c.Namespace, p)
+	names, err := targets(ctx, c, gvr, c.Namespace, p, env.Planned)
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
 		s, err := scalerFor(c, kind, c.Namespace).GetScale(ctx, n, metav1.GetOptions{})
+		if willExist(env, c, gvr.Resource, n, err) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%s %s/%s: %w", kind, c.Namespace, n, err)
 		}
@@ -177,20 +206,26 @@ func (k8sScale) Run(ctx context.Context, env *Env, p Params) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	names, err := targets(ctx, c, gvr, c.Namespace, p)
+	names, err := targets(ctx, c, gvr, c.Namespace, p, env.Planned)
 	if err != nil {
 		return nil, err
 	}
 	previous := map[string]any{}
 	sc := scalerFor(c, kind, c.Namespace)
 	for _, n := range names {
-		s, err := sc.GetScale(ctx, n, metav1.GetOptions{})
+		// Controllers write the object's status all the time: a conflict
+		// on the resource version means read again and retry.
+		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			s, err := sc.GetScale(ctx, n, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			previous[n] = int(s.Spec.Replicas)
+			s.Spec.Replicas = int32(replicas)
+			_, err = sc.UpdateScale(ctx, n, s, metav1.UpdateOptions{FieldManager: DefaultFieldManager})
+			return err
+		})
 		if err != nil {
-			return nil, fmt.Errorf("scale %s %s/%s: %w", kind, c.Namespace, n, err)
-		}
-		previous[n] = int(s.Spec.Replicas)
-		s.Spec.Replicas = int32(replicas)
-		if _, err := sc.UpdateScale(ctx, n, s, metav1.UpdateOptions{FieldManager: DefaultFieldManager}); err != nil {
 			return nil, fmt.Errorf("scale %s %s/%s to %d: %w", kind, c.Namespace, n, replicas, err)
 		}
 		env.printf("scaled %s %s/%s from %d to %d replicas (context %s)", kind, c.Namespace, n, previous[n], replicas, c.Context)
@@ -456,7 +491,12 @@ func (k8sApply) apply(ctx context.Context, env *Env, p Params, dryRun bool) (Res
 		}
 		ref := strings.ToLower(u.GetKind()) + "/" + qualified(ns, u.GetName())
 		applied = append(applied, ref)
-		env.printf("%s %s (resourceVersion %s)", verb, ref, got.GetResourceVersion())
+		if dryRun {
+			env.Planned.Add(PlannedObject{Context: c.Context, Namespace: ns, Resource: gvr.Resource, Name: u.GetName(), Labels: u.GetLabels()})
+			env.printf("%s %s", verb, ref)
+		} else {
+			env.printf("%s %s (resourceVersion %s)", verb, ref, got.GetResourceVersion())
+		}
 	}
 	return Result{"context": c.Context, "applied": applied}, nil
 }
@@ -496,12 +536,13 @@ func (k8sRolloutWait) Check(ctx context.Context, env *Env, p Params) error {
 	if err := ping(ctx, env, c); err != nil {
 		return err
 	}
-	names, err := targets(ctx, c, gvr, c.Namespace, p)
+	names, err := targets(ctx, c, gvr, c.Namespace, p, env.Planned)
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
-		if _, err := c.Dynamic.Resource(gvr).Namespace(c.Namespace).Get(ctx, n, metav1.GetOptions{}); err != nil {
+		_, err := c.Dynamic.Resource(gvr).Namespace(c.Namespace).Get(ctx, n, metav1.GetOptions{})
+		if err != nil && !willExist(env, c, gvr.Resource, n, err) {
 			return fmt.Errorf("%s %s/%s: %w", gvr.Resource, c.Namespace, n, err)
 		}
 	}
@@ -521,7 +562,7 @@ func (k8sRolloutWait) Run(ctx context.Context, env *Env, p Params) (Result, erro
 	if err != nil {
 		return nil, err
 	}
-	names, err := targets(ctx, c, gvr, c.Namespace, p)
+	names, err := targets(ctx, c, gvr, c.Namespace, p, env.Planned)
 	if err != nil {
 		return nil, err
 	}
@@ -636,7 +677,7 @@ func (k8sDelete) resolve(ctx context.Context, env *Env, p Params) (*kube.Clients
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	names, err := targets(ctx, c, gvr, c.Namespace, p)
+	names, err := targets(ctx, c, gvr, c.Namespace, p, env.Planned)
 	if err != nil {
 		return nil, nil, nil, err
 	}

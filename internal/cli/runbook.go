@@ -328,7 +328,7 @@ func printRun(g *globals, st *runbook.State) error {
 		return printJSON(g.stdout, map[string]any{"run": st, "elapsed_s": st.Elapsed(now).Seconds(), "phases": phases})
 	}
 	w := g.stdout
-	fmt.Fprintf(w, "run %s (%s): %s after %s", st.ID, st.Name, strings.ToUpper(st.Status), age(st.Elapsed(now)))
+	fmt.Fprintf(w, "run %s (%s): %s after %s", st.ID, st.Name, strings.ToUpper(st.Status), elapsed(st.Elapsed(now)))
 	if st.Incident != "" {
 		fmt.Fprintf(w, ", incident %s", st.Incident)
 	}
@@ -342,8 +342,8 @@ func printRun(g *globals, st *runbook.State) error {
 		status, el, used := "pending", "-", "-"
 		if ps != nil && !ps.Started.IsZero() {
 			d := st.PhaseElapsed(ph.ID, now)
-			el = age(d)
-			used = fmt.Sprintf("%.0f%%", 100*d.Seconds()/ph.Budget.D().Seconds())
+			el = elapsed(d)
+			used = fmt.Sprintf("%.1f%%", 100*d.Seconds()/ph.Budget.D().Seconds())
 			status = ps.Status
 			if ps.Breached {
 				status += " (over budget)"
@@ -517,4 +517,13 @@ func newRunbookAbortCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&comment, "comment", "", "why")
 	return cmd
+}
+
+// elapsed shows short durations precisely (a rehearsal's phases take
+// seconds) and long ones as age does.
+func elapsed(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return age(d)
 }

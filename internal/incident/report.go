@@ -103,6 +103,9 @@ func Describe(e journal.Event) string {
 		}
 		return fmt.Sprintf("%s: %s started", e.Step, e.Action)
 	case "step.finished":
+		if e.Status == "skipped" {
+			return fmt.Sprintf("%s skipped (%s)", e.Step, e.Message)
+		}
 		if e.Error != "" {
 			return fmt.Sprintf("%s %s after %s: %s", e.Step, e.Status, dur(e.Duration), e.Error)
 		}
@@ -147,7 +150,10 @@ func Phases(runs map[string][]journal.Event, now time.Time) []PhaseTime {
 				if _, seen := idx[e.Phase]; seen {
 					continue
 				}
-				b, _ := time.ParseDuration(fmt.Sprint(e.Data["budget_ns"]) + "ns")
+				var b time.Duration
+				if d, err := plan.ParseDuration(fmt.Sprint(e.Data["budget"])); err == nil {
+					b = d.D()
+				}
 				idx[e.Phase] = len(out)
 				out = append(out, PhaseTime{Run: id, Phase: e.Phase, Budget: b, Elapsed: now.Sub(e.Time), Status: "running"})
 			case "phase.finished":
@@ -251,12 +257,12 @@ func Postmortem(w io.Writer, p *plan.Plan, inc *Incident, runs map[string][]jour
 	for _, ph := range Phases(runs, now) {
 		used := "—"
 		if ph.Budget > 0 {
-			used = fmt.Sprintf("%.0f %%", 100*ph.Elapsed.Seconds()/ph.Budget.Seconds())
+			used = fmt.Sprintf("%.1f %%", 100*ph.Elapsed.Seconds()/ph.Budget.Seconds())
 			if ph.Elapsed > ph.Budget {
 				used += " ⚠ breached"
 			}
 		}
-		f("| %s | %s | %s | %s | %s | %s |\n", ph.Run, ph.Phase, plan.Duration(ph.Budget), ph.Elapsed.Round(time.Second), used, ph.Status)
+		f("| %s | %s | %s | %s | %s | %s |\n", ph.Run, ph.Phase, plan.Duration(ph.Budget), dur(ph.Elapsed.Seconds()), used, ph.Status)
 	}
 
 	f("\n## Automated and manual work\n\n")

@@ -34,7 +34,7 @@ func (e *Engine) DryRun(ctx context.Context, name string, opts RunOptions) ([]Pr
 	if err != nil {
 		return nil, err
 	}
-	r := &run{e: e, opts: opts, sc: sc, mask: newMasker(e.Plan), state: newState(), dry: true}
+	r := &run{e: e, opts: opts, sc: sc, mask: newMasker(e.Plan), state: newState(), dry: true, planned: &action.Planned{}}
 	r.state.ID = "dry-run"
 	if e.Incidents != nil {
 		r.notifier = e.Incidents.Notifier("dry-run", e.vars(sc, opts.Vars))

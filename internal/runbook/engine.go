@@ -125,6 +125,8 @@ type run struct {
 	// stepCancel stops the running step on abort.
 	stepCancel context.CancelCauseFunc
 	notifier   action.Notifier
+	// planned collects what a dry run's steps would create.
+	planned *action.Planned
 }
 
 // Start runs a scenario from the beginning. It returns the run id with
@@ -447,7 +449,7 @@ func (r *run) runAction(ctx context.Context, a action.Action, st *plan.Step, par
 
 func (r *run) env(out io.Writer) *action.Env {
 	return &action.Env{Plan: r.e.Plan, Runner: r.e.Runner, Output: out, Log: r.e.log(), Clock: r.e.clock(),
-		Checks: r.e.Checks, Notifier: r.notifier, AddSecret: r.mask.add}
+		Checks: r.e.Checks, Notifier: r.notifier, AddSecret: r.mask.add, Planned: r.planned}
 }
 
 // rollback runs, newest first, the rollback step of every step of the run
