@@ -16,13 +16,13 @@ import (
 // Exit codes. They are part of the interface: scripts and runbooks branch
 // on them. Keep exitStatusHelp in sync.
 const (
-	ExitOK          = 0
-	ExitFailure     = 1
-	ExitUsage       = 2 // bad flags or arguments, invalid plan, unknown store
-	ExitNoRepo      = 10
-	ExitLocked      = 11
-	ExitKey         = 12 // wrong or missing decryption key
-	ExitIntegrity   = 13 // checksum mismatch, damaged artifact, restored data differs
+	ExitOK        = 0
+	ExitFailure   = 1
+	ExitUsage     = 2 // bad flags or arguments, invalid plan, unknown store
+	ExitNoRepo    = 10
+	ExitLocked    = 11
+	ExitKey       = 12 // wrong or missing decryption key
+	ExitIntegrity = 13 // checksum mismatch, damaged artifact, restored data differs
 	// Runbook runs.
 	ExitRunFailed        = 20 // a step failed (and was rolled back if its policy says so)
 	ExitRunAborted       = 21 // aborted by a person

@@ -145,9 +145,9 @@ and measures how well the plan's promises are kept.
 
 Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 'linkdr backup'.`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		Version:           Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.context = cmd.Context()
 			return g.validate()

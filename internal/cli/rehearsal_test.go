@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/linkapp/linkdr/internal/envelope"
 	"github.com/linkapp/linkdr/internal/kube"
@@ -230,7 +230,7 @@ func TestRegionalFailoverRehearsal(t *testing.T) {
 		"namespace": ns, "primary_context": kcfg.CurrentContext, "dr_context": kcfg.CurrentContext, "dr_kube_api": kubeAPI,
 		"api_health": app.URL + "/health", "web_url": app.URL + "/", "login_url": app.URL + "/v1/auth/login",
 		"primary_region_health": "http://" + closedPort(t) + "/health",
-		"primary_api_target": "10.0.1.10", "dr_api_target": "10.1.0.10",
+		"primary_api_target":    "10.0.1.10", "dr_api_target": "10.1.0.10",
 		"primary_web_target": "api." + zone.Zone, "dr_web_target": "api-dr." + zone.Zone,
 		"dr_postgres_addr": fmt.Sprintf("127.0.0.1:%d", dr.Port), "dr_postgres_url": withDB(dr.URL, "link_users"),
 	} {
