@@ -243,3 +243,32 @@ func TestHumanDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkExample: the Link plan in examples/ passes plan check and has
+// the plan document's six scenarios with their RTOs.
+func TestLinkExample(t *testing.T) {
+	p, _, err := Load("../../examples/link/linkdr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{
+		"pod-failure": 5 * time.Minute, "node-failure": 10 * time.Minute, "az-failure": 30 * time.Minute,
+		"regional-failure": 4 * time.Hour, "database-corruption": 2 * time.Hour, "security-breach": 8 * time.Hour,
+	}
+	if len(p.Scenarios) != len(want) {
+		t.Fatalf("scenarios %v", p.ScenarioNames())
+	}
+	for name, rto := range want {
+		s := p.Scenarios[name]
+		if s == nil || s.RTO.D() != rto || s.Budget() > rto {
+			t.Errorf("%s: %+v", name, s)
+		}
+	}
+	var phases []string
+	for _, ph := range p.Scenarios["regional-failure"].Phases {
+		phases = append(phases, ph.ID+"="+ph.Budget.String())
+	}
+	if got := strings.Join(phases, " "); got != "assessment=15m database=1h30m application=1h30m traffic=45m" {
+		t.Errorf("regional failure phases: %s", got)
+	}
+}
