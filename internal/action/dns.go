@@ -70,7 +70,7 @@ func (s *dnsStep) current(ctx context.Context) (dnszone.RecordSet, error) {
 		return cur, err
 	}
 	if s.from != nil && !dnszone.Equal(cur.Values, s.from) && !dnszone.Equal(cur.Values, s.want.Values) {
-		return cur, fmt.Errorf("%s %s is %v, neither the expected %v (from) nor the target %v (to): someone else changed it; check, then fix from:", s.want.Name, s.want.Type, cur.Values, s.from, s.want.Values)
+		return cur, fmt.Errorf("%s %s is %v, neither the expected %v (from) nor the target %v (to): someone else changed it (check, then correct from)", s.want.Name, s.want.Type, cur.Values, s.from, s.want.Values)
 	}
 	return cur, nil
 }

@@ -34,6 +34,7 @@ type globals struct {
 	stdout, stderr io.Writer
 	log            *slog.Logger
 	context        context.Context
+	warned         bool // plan warnings are printed once per command
 }
 
 // ctx is the running command's context.
@@ -83,7 +84,8 @@ func (g *globals) json() bool { return g.output == "json" }
 // loadPlan reads and validates the plan; warnings go to stderr.
 func (g *globals) loadPlan() (*plan.Plan, error) {
 	p, warns, err := plan.Load(g.config)
-	if !g.json() {
+	if !g.json() && !g.warned {
+		g.warned = true
 		for _, w := range warns {
 			fmt.Fprintln(g.stderr, w.String())
 		}

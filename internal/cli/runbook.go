@@ -229,6 +229,7 @@ prints the plan of the run; it exits 1 when a precondition fails.
 			}
 			v := newRunView(g, sc)
 			o.engine.Observer = v.event
+			opts.Prompt = v.ask(opts.Prompt)
 			v.start()
 			id, err := o.engine.Start(cmd.Context(), args[0], opts)
 			v.stop()
@@ -407,6 +408,7 @@ died starts again.` + runHelp,
 			v := newRunView(g, st.Scenario)
 			v.seed(st)
 			o.engine.Observer = v.event
+			opts.Prompt = v.ask(opts.Prompt)
 			v.start()
 			id, err := o.engine.Resume(cmd.Context(), st.ID, opts)
 			v.stop()

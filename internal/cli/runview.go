@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -30,6 +31,7 @@ type runView struct {
 	lastLine string
 	notes    []string
 	lines    int
+	paused   bool
 	done     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -41,6 +43,25 @@ type viewPhase struct {
 
 func newRunView(g *globals, sc *plan.Scenario) *runView {
 	return &runView{w: g.stderr, tty: isTTY(g.stderr), verbose: g.verbose > 0, sc: sc, phases: map[string]*viewPhase{}, done: make(chan struct{})}
+}
+
+// ask wraps a prompt so the redraws do not overwrite the question.
+func (v *runView) ask(prompt func(context.Context, string) (bool, error)) func(context.Context, string) (bool, error) {
+	if prompt == nil {
+		return nil
+	}
+	return func(ctx context.Context, q string) (bool, error) {
+		v.mu.Lock()
+		v.paused = true
+		v.lines = 0
+		v.mu.Unlock()
+		defer func() {
+			v.mu.Lock()
+			v.paused = false
+			v.mu.Unlock()
+		}()
+		return prompt(ctx, q)
+	}
 }
 
 // seed starts the view from a resumed run's state.
@@ -133,6 +154,9 @@ func clock(d time.Duration) string {
 
 // draw repaints the block in place (the caller holds v.mu).
 func (v *runView) draw() {
+	if v.paused {
+		return
+	}
 	now := time.Now()
 	var b strings.Builder
 	if v.lines > 0 {

@@ -119,7 +119,6 @@ type run struct {
 	sc    *plan.Scenario
 	mask  *masker
 	dry   bool
-	out   io.Writer // dry run report
 	mu    sync.Mutex
 	state *State
 	// stepCancel stops the running step on abort.
