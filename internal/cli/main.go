@@ -18,6 +18,8 @@ import (
 
 	// Store kinds register themselves.
 	_ "github.com/linkapp/linkdr/internal/store/postgres"
+	_ "github.com/linkapp/linkdr/internal/store/qdrant"
+	_ "github.com/linkapp/linkdr/internal/store/s3bucket"
 )
 
 // Version is set at build time (-ldflags -X).
@@ -171,6 +173,7 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		newStatusCmd(g),
 		newRunbookCmd(g),
 		newIncidentCmd(g),
+		newS3Cmd(g),
 	)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")
 	return root

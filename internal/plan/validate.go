@@ -27,6 +27,16 @@ var kinds = map[string]kindSchema{
 		urlSchemes: []string{"postgres", "postgresql"},
 		fields:     []string{"databases", "pg_bin_dir"},
 	},
+	"qdrant": {
+		methods:    []string{"snapshot"},
+		urlSchemes: []string{"http", "https", "qdrant"},
+		fields:     []string{"collections", "api_key", "api_key_file", "nodes"},
+	},
+	"s3": {
+		methods:    []string{"objects"},
+		urlSchemes: []string{"s3"},
+		fields:     []string{"replica"},
+	},
 }
 
 // kindSpecificFields lists every key that belongs to some kind only.
@@ -44,6 +54,10 @@ func kindSpecificFields() map[string]bool {
 func Kinds() []string { return sortedKeys(kinds) }
 
 var repoSchemes = []string{"file", "s3", "mem"}
+
+// s3Params are the query parameters of s3:// repository URLs (the
+// repository package reads them).
+var s3Params = []string{"region", "endpoint", "use_path_style", "profile"}
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
@@ -69,6 +83,13 @@ func (p *Plan) expandEnv(ps *problems) {
 	for _, name := range p.StoreNames() {
 		if s := p.Stores[name]; s != nil {
 			s.URL = Secret(expand("stores."+name+".url", s.URL.Reveal()))
+			s.APIKey = Secret(expand("stores."+name+".api_key", s.APIKey.Reveal()))
+			if s.Replica != nil {
+				s.Replica.URL = expand("stores."+name+".replica.url", s.Replica.URL)
+			}
+			for i, n := range s.Nodes {
+				s.Nodes[i] = expand(fmt.Sprintf("stores.%s.nodes[%d]", name, i), n)
+			}
 		}
 	}
 	p.expandNotificationEnv(expand)
@@ -150,6 +171,7 @@ func (p *Plan) validateRepositories(ps *problems) {
 		}
 		r.URL = norm
 		p.Repositories[name] = r
+		p.validateObjectLock(ps, "repositories."+name, r)
 	}
 }
 
@@ -182,6 +204,13 @@ func NormalizeRepositoryURL(raw, base string) (string, error) {
 	}
 	if u.Scheme == "s3" && u.Host == "" {
 		return "", fmt.Errorf("%s URL %q has no bucket", u.Scheme, raw)
+	}
+	if u.Scheme == "s3" {
+		for k := range u.Query() {
+			if !contains(s3Params, k) {
+				return "", fmt.Errorf("unknown S3 URL parameter %q (known: %s)", k, strings.Join(s3Params, ", "))
+			}
+		}
 	}
 	return raw, nil
 }
@@ -219,6 +248,7 @@ func (p *Plan) validateStores(ps *problems) {
 			ps.add(base+".repository", "repositories: "+strings.Join(p.RepositoryNames(), ", "), "no repository named %q", s.Repository)
 		}
 		p.validateStoreURL(ps, base, s, schema)
+		p.validateKindFields(ps, base, s)
 		if s.PasswordFile != "" {
 			if _, err := os.Stat(p.Resolve(s.PasswordFile)); err != nil {
 				ps.warn(base+".password_file", "create it (mode 0600) before the first backup", "cannot read %s", p.Resolve(s.PasswordFile))
