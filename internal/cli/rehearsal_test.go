@@ -145,8 +145,8 @@ func withDB(pgURL, db string) string {
 // Kubernetes API server, local Slack and PagerDuty receivers and an HTTP
 // server playing the application in the DR region. Only the environment
 // (servers, credentials, names) is swapped for local ones; the phases and
-// steps are the plan's. Redis and Qdrant are not part of it: their store
-// kinds are not in this build yet.
+// steps are the plan's. Only PostgreSQL is restored: there is no Redis
+// store kind yet, and the example plan does not restore Qdrant or S3 yet.
 func TestRegionalFailoverRehearsal(t *testing.T) {
 	bin := buildLinkdr(t)
 	dir := t.TempDir()
