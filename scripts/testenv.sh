@@ -679,6 +679,8 @@ tools_env() {
 	echo "LINKDR_TEST_PG_DUMP_BIN=$PG_BINDIR/pg_dump"
 	echo "LINKDR_TEST_PG_RESTORE_BIN=$PG_BINDIR/pg_restore"
 	echo "LINKDR_TEST_PSQL_BIN=$PG_BINDIR/psql"
+	# moto (AWS API emulator, for Route 53) comes with the machine's Python, not from apt.
+	if command -v moto_server >/dev/null; then echo "LINKDR_TEST_MOTO_SERVER_BIN=$(command -v moto_server)"; fi
 }
 tools_summary() { echo "${TOOLS[*]} pg_dump pg_restore"; }
 

@@ -35,6 +35,16 @@ type globals struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	log            *slog.Logger
+	context        context.Context
+	warned         bool // plan warnings are printed once per command
+}
+
+// ctx is the running command's context.
+func (g *globals) ctx() context.Context {
+	if g.context == nil {
+		return context.Background()
+	}
+	return g.context
 }
 
 func (g *globals) addFlags(fs *pflag.FlagSet) {
@@ -96,7 +106,8 @@ func (g *globals) json() bool { return g.output == "json" }
 // loadPlan reads and validates the plan; warnings go to stderr.
 func (g *globals) loadPlan() (*plan.Plan, error) {
 	p, warns, err := plan.Load(g.config)
-	if !g.json() {
+	if !g.json() && !g.warned {
+		g.warned = true
 		for _, w := range warns {
 			fmt.Fprintln(g.stderr, w.String())
 		}
@@ -158,10 +169,13 @@ and measures how well the plan's promises are kept.
 
 Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 'linkdr backup'.`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		Version:           Version,
-		PersistentPreRunE: func(cmd *cobra.Command, args []string) error { return g.validate(cmd) },
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			g.context = cmd.Context()
+			return g.validate(cmd)
+		},
 	}
 	g.addFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -187,6 +201,8 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		newCheckCmd(g),
 		newDrillCmd(g),
 		newReportCmd(g),
+		newRunbookCmd(g),
+		newIncidentCmd(g),
 		newS3Cmd(g),
 	)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")

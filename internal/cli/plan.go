@@ -20,7 +20,9 @@ func newPlanCmd(g *globals) *cobra.Command {
 		Short: "Validate the plan: every problem with file:line, path and a hint",
 		Long: `check reads the plan strictly (unknown keys are errors), applies defaults and
 validates it: objectives, keys, repositories, stores, schedules against the
-RPO objective, and retention against the retention objective. Errors exit 2;
+RPO objective, retention against the retention objective, and scenarios:
+phase budgets against the scenario's RTO, every step's action and
+parameters, and the DNS providers, channels and stores steps name. Errors exit 2;
 warnings are printed but do not fail.`,
 		Example: "  linkdr plan check\n  linkdr --config examples/link/linkdr.yaml plan check -o json",
 		Args:    exactArgs(0, "no arguments"),
@@ -52,8 +54,8 @@ warnings are printed but do not fail.`,
 				}
 				return fmt.Errorf("%s: %w: %s", g.config, plan.ErrInvalid, plural(len(inv.Problems), "error"))
 			}
-			fmt.Fprintf(g.stdout, "%s: plan %q is valid: %s, %s, %s\n", g.config, p.Name,
-				plural(len(p.Stores), "store"), plural(len(p.Repositories), "repository"), plural(len(warns), "warning"))
+			fmt.Fprintf(g.stdout, "%s: plan %q is valid: %s, %s, %s, %s\n", g.config, p.Name,
+				plural(len(p.Stores), "store"), plural(len(p.Repositories), "repository"), plural(len(p.Scenarios), "scenario"), plural(len(warns), "warning"))
 			return nil
 		},
 	})

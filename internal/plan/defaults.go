@@ -23,6 +23,12 @@ func Default() *Plan {
 			Retention:    Duration(7 * year),
 		},
 		Encryption: Encryption{CompressionLevel: 2},
+		Incidents: Incidents{
+			UpdateInterval: Duration(30 * time.Minute),
+			Templates:      DefaultTemplates(),
+			PostmortemDue:  Duration(48 * time.Hour),
+			Checklist:      DefaultChecklist(),
+		},
 		Retention: Retention{
 			KeepLast:    3,
 			KeepHourly:  48,

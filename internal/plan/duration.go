@@ -115,3 +115,13 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // MarshalText writes the string form (JSON output).
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads the string form (JSON, e.g. a journaled scenario).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}

@@ -67,6 +67,8 @@ func Parse(name string, data []byte) (*Plan, []Problem, error) {
 	applyCheckDefaults(p)
 	applyDrillDefaults(p)
 	applyDocumentDefaults(p)
+	applyScenarioDefaults(p)
+	applyIncidentDefaults(p)
 	p.expandEnv(ps)
 	p.validate(ps)
 

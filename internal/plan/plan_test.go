@@ -194,3 +194,80 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestScenarioDefaults(t *testing.T) {
+	t.Chdir("testdata")
+	p, _, err := Load("scenarios.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.Incidents.Templates["alert"]; !ok {
+		t.Error("default alert template lost when the plan adds a template")
+	}
+	if p.Incidents.Templates["custom"] == "" {
+		t.Error("plan template missing")
+	}
+	if got := p.DNS.Providers["zone"].Zone; got != "linkapp.com." {
+		t.Errorf("zone %q, want a trailing dot", got)
+	}
+	if got := p.DNS.Providers["zone"].TSIGAlgorithm; got != "hmac-sha256" {
+		t.Errorf("tsig algorithm %q", got)
+	}
+	s := p.Scenarios["regional-failure"]
+	if s.Name != "regional-failure" || s.Budget() != 150*time.Minute {
+		t.Errorf("scenario %q budget %s", s.Name, s.Budget())
+	}
+	st, ph := s.StepByID("flip-api")
+	if st == nil || ph.ID != "traffic" || st.Policy() != OnErrorRollback || st.EffectiveTimeout() != DefaultStepTimeout {
+		t.Errorf("step flip-api: %+v in %+v", st, ph)
+	}
+	if st, _ := s.StepByID("declare"); st.EffectiveTimeout() != 0 {
+		t.Errorf("approve steps wait without a timeout by default, got %s", st.EffectiveTimeout())
+	}
+	if st, _ := s.StepByID("confirm"); st.BackoffFor(1) != 10*time.Second || st.BackoffFor(3) != 40*time.Second || st.BackoffFor(20) != MaxBackoff {
+		t.Errorf("backoff %s %s %s", st.BackoffFor(1), st.BackoffFor(3), st.BackoffFor(20))
+	}
+	if p.Incidents.Service != "Link App" || p.Incidents.UpdateInterval.D() != 30*time.Minute {
+		t.Errorf("incidents %+v", p.Incidents)
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		30 * time.Minute: "30 minutes", time.Minute: "1 minute", 48 * time.Hour: "48 hours",
+		7 * 24 * time.Hour: "7 days", 90 * time.Minute: "90 minutes", 150 * time.Minute: "2h30m",
+	} {
+		if got := HumanDuration(d); got != want {
+			t.Errorf("%s: %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestLinkExample: the Link plan in examples/ passes plan check and has
+// the plan document's six scenarios with their RTOs.
+func TestLinkExample(t *testing.T) {
+	p, _, err := Load("../../examples/link/linkdr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{
+		"pod-failure": 5 * time.Minute, "node-failure": 10 * time.Minute, "az-failure": 30 * time.Minute,
+		"regional-failure": 4 * time.Hour, "database-corruption": 2 * time.Hour, "security-breach": 8 * time.Hour,
+	}
+	if len(p.Scenarios) != len(want) {
+		t.Fatalf("scenarios %v", p.ScenarioNames())
+	}
+	for name, rto := range want {
+		s := p.Scenarios[name]
+		if s == nil || s.RTO.D() != rto || s.Budget() > rto {
+			t.Errorf("%s: %+v", name, s)
+		}
+	}
+	var phases []string
+	for _, ph := range p.Scenarios["regional-failure"].Phases {
+		phases = append(phases, ph.ID+"="+ph.Budget.String())
+	}
+	if got := strings.Join(phases, " "); got != "assessment=15m database=1h30m application=1h30m traffic=45m" {
+		t.Errorf("regional failure phases: %s", got)
+	}
+}

@@ -23,6 +23,16 @@ type Plan struct {
 	// Document is what only the rendered plan shows (contacts, regions…).
 	Document Document `yaml:"document"`
 
+	// Vars are named values that runbook step parameters refer to as
+	// {{.Vars.name}}; a scenario's vars and `--var` override them.
+	Vars          map[string]string    `yaml:"vars"`
+	Kubernetes    Kubernetes           `yaml:"kubernetes"`
+	DNS           DNS                  `yaml:"dns"`
+	Notifications Notifications        `yaml:"notifications"`
+	Incidents     Incidents            `yaml:"incidents"`
+	Runbooks      Runbooks             `yaml:"runbooks"`
+	Scenarios     map[string]*Scenario `yaml:"scenarios"`
+
 	// Path is the file the plan was read from (not part of the YAML).
 	Path string `yaml:"-"`
 	// positions maps a path such as "stores.users-db.url" to its line.

@@ -94,6 +94,7 @@ func (p *Plan) expandEnv(ps *problems) {
 	}
 	p.expandCheckEnv(expand)
 	p.expandDrillEnv(expand)
+	p.expandNotificationEnv(expand)
 }
 
 func (p *Plan) validate(ps *problems) {
@@ -113,6 +114,8 @@ func (p *Plan) validate(ps *problems) {
 	p.validateChecks(ps)
 	p.validateDrills(ps)
 	p.validateDocument(ps)
+	p.validateOperations(ps)
+	p.validateScenarios(ps)
 }
 
 func (p *Plan) validateObjectives(ps *problems) {
