@@ -18,6 +18,7 @@ import (
 
 	// Store kinds register themselves.
 	_ "github.com/linkapp/linkdr/internal/store/postgres"
+	_ "github.com/linkapp/linkdr/internal/store/redis"
 )
 
 // Version is set at build time (-ldflags -X).

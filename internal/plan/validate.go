@@ -19,6 +19,8 @@ type kindSchema struct {
 	methods    []string
 	urlSchemes []string
 	fields     []string // kind-specific keys of Store
+	// check, if set, validates what is particular to the kind.
+	check func(p *Plan, ps *problems, base string, s *Store)
 }
 
 var kinds = map[string]kindSchema{
@@ -26,6 +28,12 @@ var kinds = map[string]kindSchema{
 		methods:    []string{"logical"},
 		urlSchemes: []string{"postgres", "postgresql"},
 		fields:     []string{"databases", "pg_bin_dir"},
+	},
+	"redis": {
+		methods:    []string{"resp", "rdb"},
+		urlSchemes: []string{"redis"},
+		fields:     []string{"databases"},
+		check:      checkRedis,
 	},
 }
 
@@ -216,6 +224,9 @@ func (p *Plan) validateStores(ps *problems) {
 			ps.add(base+".repository", "repositories: "+strings.Join(p.RepositoryNames(), ", "), "no repository named %q", s.Repository)
 		}
 		p.validateStoreURL(ps, base, s, schema)
+		if schema.check != nil {
+			schema.check(p, ps, base, s)
+		}
 		if s.PasswordFile != "" {
 			if _, err := os.Stat(p.Resolve(s.PasswordFile)); err != nil {
 				ps.warn(base+".password_file", "create it (mode 0600) before the first backup", "cannot read %s", p.Resolve(s.PasswordFile))
@@ -240,13 +251,21 @@ func (p *Plan) validateStoreURL(ps *problems, base string, s *Store, schema kind
 		ps.add(base+".url", "e.g. "+schema.urlSchemes[0]+"://user@host:port/", "required")
 		return
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		ps.add(base+".url", "check for unescaped characters in the password; better keep it in password_file", "invalid URL")
+	// The scheme is cut out by hand: url.Parse rejects valid host lists
+	// (redis://[::1]:6379,[::1]:6380), which the kind's check examines.
+	scheme, _, ok := strings.Cut(raw, "://")
+	if !ok {
+		ps.add(base+".url", "e.g. "+schema.urlSchemes[0]+"://user@host:port/", "not a URL")
 		return
 	}
-	if !contains(schema.urlSchemes, u.Scheme) {
-		ps.add(base+".url", "kind "+s.Kind+" takes "+strings.Join(schema.urlSchemes, "://, ")+"://", "scheme %q does not match kind %s", u.Scheme, s.Kind)
+	if schema.check == nil {
+		if _, err := url.Parse(raw); err != nil {
+			ps.add(base+".url", "check for unescaped characters in the password; better keep it in password_file", "invalid URL")
+			return
+		}
+	}
+	if !contains(schema.urlSchemes, scheme) {
+		ps.add(base+".url", "kind "+s.Kind+" takes "+strings.Join(schema.urlSchemes, "://, ")+"://", "scheme %q does not match kind %s", scheme, s.Kind)
 	}
 }
 

@@ -1,0 +1,271 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/linkapp/linkdr/internal/envelope"
+	"github.com/linkapp/linkdr/internal/repo"
+	"github.com/linkapp/linkdr/internal/store"
+	"github.com/linkapp/linkdr/internal/store/redis/rdb"
+	"github.com/linkapp/linkdr/internal/store/redis/resp"
+)
+
+// Verification reads back about sampleTarget keys per database, chosen by
+// key hash (so the choice is the same on every run), holding at most
+// sampleBytes of their values in memory.
+const (
+	sampleTarget = 1000
+	sampleBytes  = 64 << 20
+)
+
+// sampler keeps copies of the sampled keys as they stream past.
+type sampler struct {
+	every int64
+	bytes int
+	keys  []sampledKey
+}
+
+type sampledKey struct {
+	key, payload []byte
+	expireAt     int64
+}
+
+func (s *sampler) offer(h uint64, c restoreArgs) {
+	if s.every == 0 || h%uint64(s.every) != 0 || s.bytes+len(c.raw) > sampleBytes {
+		return
+	}
+	s.bytes += len(c.raw) + len(c.key)
+	s.keys = append(s.keys, sampledKey{key: bytes.Clone(c.key), payload: bytes.Clone(c.raw), expireAt: c.expireAt})
+}
+
+// verify proves the restore: the artifact held exactly the keys the
+// manifest counted, the target holds every key restored, and a sample of
+// keys has the backup's values and expiries.
+func (r *replayer) verify(ctx context.Context, before int64) (string, error) {
+	st := r.p.stats
+	if st == nil {
+		return "", fmt.Errorf("cannot verify: the manifest has no figures for database %d (hint: restore with --verify=false)", r.p.src)
+	}
+	if r.keys != st.Keys || !maps.Equal(r.byType, st.ByType) {
+		return "", fmt.Errorf("%w: the artifact holds %d keys %v, the manifest counted %d %v", store.ErrMismatch, r.keys, r.byType, st.Keys, st.ByType)
+	}
+	n, err := r.t.dbSize(ctx, r.p.dst)
+	if err != nil {
+		return "", err
+	}
+	now := r.node.nowMs()
+	var gone int64 // restored keys whose expiry has passed since
+	for _, e := range r.expiries {
+		if e <= now {
+			gone++
+		}
+	}
+	// DBSIZE still counts expired keys Redis has not reclaimed yet.
+	if lo, hi := r.restored-gone, r.restored+before; n < lo || n > hi {
+		if lo == hi {
+			return "", fmt.Errorf("%w: the target holds %d keys, %d were restored", store.ErrMismatch, n, lo)
+		}
+		return "", fmt.Errorf("%w: the target holds %d keys, expected %d to %d", store.ErrMismatch, n, lo, hi)
+	}
+	checked, err := r.checkSample(ctx)
+	if err != nil {
+		return "", err
+	}
+	msg := fmt.Sprintf("%d keys (%s): counts match; %d sampled values and TTLs match", r.keys, typeSummary(r.byType), checked)
+	if r.expired > 0 {
+		msg += fmt.Sprintf("; %d keys already expired, skipped", r.expired)
+	}
+	return msg, nil
+}
+
+func typeSummary(m map[string]int64) string {
+	var parts []string
+	for _, t := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", t, m[t]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ttlSlack is how far a restored key's expiry may be from the backup's:
+// PTTL is read a moment after the clock used to compare it.
+const ttlSlack = 1000 // ms
+
+// checkSample compares each sampled key on the target with the backup:
+// its expiry, and its value — the target's DUMP equals the backup's
+// payload, or, when the target re-encoded it (another version or
+// settings), equals the DUMP of the payload restored beside it.
+func (r *replayer) checkSample(ctx context.Context) (int, error) {
+	checked := 0
+	for chunk := range slices.Chunk(r.sample.keys, 200) {
+		pipe := r.client.Pipeline()
+		ttls := make([]*goredis.Cmd, len(chunk))
+		dumps := make([]*goredis.Cmd, len(chunk))
+		for i, k := range chunk {
+			ttls[i] = pipe.Do(ctx, "PTTL", k.key)
+			dumps[i] = pipe.Do(ctx, "DUMP", k.key)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+			return checked, fmt.Errorf("read back sampled keys: %w", r.t.ep.scrub(err))
+		}
+		now := r.node.nowMs()
+		var reencoded []int
+		for i, k := range chunk {
+			if k.expireAt > 0 && k.expireAt <= now+ttlSlack {
+				continue // expired, or about to: nothing to compare
+			}
+			ttl, err := ttls[i].Int64()
+			if err != nil {
+				return checked, fmt.Errorf("PTTL %q: %w", clipKey(k.key), err)
+			}
+			got, err := dumps[i].Text()
+			if errors.Is(err, goredis.Nil) || ttl == -2 {
+				return checked, fmt.Errorf("%w: key %q is missing on the target", store.ErrMismatch, clipKey(k.key))
+			}
+			if err != nil {
+				return checked, fmt.Errorf("DUMP %q: %w", clipKey(k.key), err)
+			}
+			switch {
+			case k.expireAt == 0 && ttl != -1:
+				return checked, fmt.Errorf("%w: key %q expires in %d ms on the target, but had no expiry", store.ErrMismatch, clipKey(k.key), ttl)
+			case k.expireAt > 0 && ttl < 0:
+				return checked, fmt.Errorf("%w: key %q has no expiry on the target", store.ErrMismatch, clipKey(k.key))
+			case k.expireAt > 0 && abs(now+ttl-k.expireAt) > ttlSlack:
+				return checked, fmt.Errorf("%w: key %q expires at %d on the target, the backup says %d (ms)", store.ErrMismatch, clipKey(k.key), now+ttl, k.expireAt)
+			}
+			if got == string(k.payload) {
+				checked++
+				continue
+			}
+			reencoded = append(reencoded, i)
+		}
+		for _, i := range reencoded {
+			same, err := r.sameAsRestored(ctx, chunk[i], dumps[i].Val().(string))
+			if err != nil {
+				return checked, err
+			}
+			if !same {
+				return checked, fmt.Errorf("%w: key %q has another value on the target than in the backup", store.ErrMismatch, clipKey(chunk[i].key))
+			}
+			checked++
+		}
+	}
+	return checked, nil
+}
+
+// sameAsRestored restores the backup's payload under a scratch key in the
+// same slot (so on the same node, with the same settings) and compares
+// the two DUMPs; the scratch key is removed at once.
+func (r *replayer) sameAsRestored(ctx context.Context, k sampledKey, targetDump string) (bool, error) {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	scratch := scratchKey(k.key, hex.EncodeToString(rnd[:]))
+	pipe := r.client.Pipeline()
+	restore := pipe.Do(ctx, "RESTORE", scratch, 0, k.payload, "REPLACE")
+	dump := pipe.Do(ctx, "DUMP", scratch)
+	pipe.Do(ctx, "DEL", scratch)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("compare key %q through a scratch copy: %w", clipKey(k.key), errors.Join(restore.Err(), dump.Err(), err))
+	}
+	return dump.Val() == targetDump, nil
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// VerifyArtifact reads a resp artifact to its end — every command, every
+// payload's own CRC-64 — and compares its keys with the manifest; an rdb
+// artifact's header and checksum are proven the same way Redis would on
+// load.
+func (s *Redis) VerifyArtifact(ctx context.Context, m *repo.Manifest, a *repo.Artifact, r io.Reader) error {
+	src, st, err := decodeManifest(m)
+	if err != nil {
+		return err
+	}
+	switch a.MediaType {
+	case MediaTypeRESP:
+		return verifyRESP(a, src, st, r)
+	case MediaTypeRDB:
+		chk := &rdb.Checker{}
+		if _, err := io.Copy(chk, r); err != nil {
+			return err
+		}
+		f, err := chk.Result()
+		if err != nil {
+			return integrity(err)
+		}
+		if f.Version > src.RDBVersion {
+			return fmt.Errorf("%w: RDB version %d, the manifest says %d", envelope.ErrIntegrity, f.Version, src.RDBVersion)
+		}
+		return nil
+	}
+	return fmt.Errorf("artifact %s: unknown media type %q", a.Name, a.MediaType)
+}
+
+func verifyRESP(a *repo.Artifact, src Source, st Stats, r io.Reader) error {
+	db, err := strconv.Atoi(a.Meta["database"])
+	if err != nil {
+		return fmt.Errorf("%w: artifact %s has no database number", envelope.ErrIntegrity, a.Name)
+	}
+	rd := resp.NewReader(r)
+	var seen keySet
+	var entries, keys int64
+	byType := map[string]int64{}
+	for first := true; ; first = false {
+		args, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return integrity(err)
+		}
+		if first {
+			if len(args) != 2 || !bytes.EqualFold(args[0], []byte("SELECT")) || string(args[1]) != strconv.Itoa(db) {
+				return fmt.Errorf("%w: does not start with SELECT %d", envelope.ErrIntegrity, db)
+			}
+			continue
+		}
+		if !bytes.EqualFold(args[0], []byte("RESTORE")) {
+			return fmt.Errorf("%w: unexpected command %q at byte %d", envelope.ErrIntegrity, clipKey(args[0]), rd.Offset())
+		}
+		c, err := parseRestore(args)
+		if err != nil {
+			return fmt.Errorf("at byte %d: %w", rd.Offset(), err)
+		}
+		if _, err := rdb.ParsePayload(c.raw, true); err != nil {
+			return fmt.Errorf("key %q at byte %d: %w", clipKey(c.key), rd.Offset(), integrity(err))
+		}
+		if c.payload.Version > src.RDBVersion {
+			return fmt.Errorf("%w: key %q has RDB version %d, the manifest says at most %d", envelope.ErrIntegrity, clipKey(c.key), c.payload.Version, src.RDBVersion)
+		}
+		entries++
+		if seen.add(hashKey(c.key)) {
+			keys++
+			byType[c.payload.TypeName()]++
+		}
+	}
+	ds := st.db(db)
+	if ds == nil {
+		return fmt.Errorf("%w: the manifest has no figures for database %d", envelope.ErrIntegrity, db)
+	}
+	if keys != ds.Keys || entries != ds.Keys+ds.Repeated || !maps.Equal(byType, ds.ByType) {
+		return fmt.Errorf("%w: holds %d keys %v in %d commands, the manifest says %d keys %v and %d repeats",
+			envelope.ErrIntegrity, keys, byType, entries, ds.Keys, ds.ByType, ds.Repeated)
+	}
+	return nil
+}
