@@ -265,6 +265,9 @@ type replayer struct {
 	expired  int64   // distinct keys skipped: expiry already passed
 	expiries []int64 // expiry of every restored key that has one
 	sample   sampler
+	// reencoded counts sampled keys whose DUMP on the target differs from
+	// the backup's payload yet holds the same value.
+	reencoded int
 }
 
 // replay streams one artifact into the target: a reader parses commands

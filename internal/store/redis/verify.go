@@ -84,6 +84,9 @@ func (r *replayer) verify(ctx context.Context, before int64) (string, error) {
 		return "", err
 	}
 	msg := fmt.Sprintf("%d keys (%s): counts match; %d sampled values and TTLs match", r.keys, typeSummary(r.byType), checked)
+	if r.reencoded > 0 {
+		msg += fmt.Sprintf(" (%d re-encoded by the target, compared through a scratch copy)", r.reencoded)
+	}
 	if r.expired > 0 {
 		msg += fmt.Sprintf("; %d keys already expired, skipped", r.expired)
 	}
@@ -159,6 +162,7 @@ func (r *replayer) checkSample(ctx context.Context) (int, error) {
 				return checked, fmt.Errorf("%w: key %q has another value on the target than in the backup", store.ErrMismatch, clipKey(chunk[i].key))
 			}
 			checked++
+			r.reencoded++
 		}
 	}
 	return checked, nil
