@@ -40,6 +40,7 @@ func TestScript(t *testing.T) {
 	s3 := testenv.S3(t)
 	ageBin := testenv.Bin(t, "age")
 	bucket := testenv.NewBucket(t, s3.Endpoint) // scripts use prefixes named after $DB
+	redisEnv, redisCmds := redisScripts(t)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
@@ -67,14 +68,24 @@ func TestScript(t *testing.T) {
 			env.Setenv("AWS_REGION", s3.Region)
 			env.Setenv("AGE", ageBin)
 			env.Setenv("LINKDR_CONFIG", "")
+			for k, v := range redisEnv {
+				env.Setenv(k, v)
+			}
 			return nil
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		Cmds: withCmds(map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"flipbyte":  cmdFlipByte,
 			"holdlease": cmdHoldLease,
 			"sql":       cmdSQL,
-		},
+		}, redisCmds),
 	})
+}
+
+func withCmds(a, b map[string]func(*testscript.TestScript, bool, []string)) map[string]func(*testscript.TestScript, bool, []string) {
+	for k, v := range b {
+		a[k] = v
+	}
+	return a
 }
 
 const scriptData = `
