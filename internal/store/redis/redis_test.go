@@ -44,6 +44,10 @@ func client(addr string, db int) *goredis.Client {
 	return goredis.NewClient(&goredis.Options{Addr: addr, DB: db, Protocol: 2, DisableIdentity: true})
 }
 
+func clientWith(addr, user, password string) *goredis.Client {
+	return goredis.NewClient(&goredis.Options{Addr: addr, Username: user, Password: password, Protocol: 2, DisableIdentity: true})
+}
+
 func clusterClient(addrs []string) *goredis.ClusterClient {
 	return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs, Protocol: 2, DisableIdentity: true})
 }
@@ -60,12 +64,25 @@ func fill(t *testing.T, c goredis.Cmdable, spec redistest.Spec) map[string]int64
 // snapshot reads database db of a standalone server or of a cluster (any node).
 func snapshot(t *testing.T, addr string, db int) map[string]redistest.Key {
 	t.Helper()
+	return snapshotDB(t, addr, "", db)
+}
+
+func snapshotWith(t *testing.T, addr, password string) map[string]redistest.Key {
+	t.Helper()
+	return snapshotDB(t, addr, password, 0)
+}
+
+func snapshotDB(t *testing.T, addr, password string, db int) map[string]redistest.Key {
+	t.Helper()
 	ctx := context.Background()
-	masters, err := redistest.Masters(ctx, &goredis.Options{Addr: addr})
+	opt := goredis.Options{Password: password, Protocol: 2, DisableIdentity: true}
+	o := opt
+	o.Addr = addr
+	masters, err := redistest.Masters(ctx, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := redistest.Snapshot(ctx, goredis.Options{Protocol: 2, DisableIdentity: true}, masters, db)
+	s, err := redistest.Snapshot(ctx, opt, masters, db)
 	if err != nil {
 		t.Fatal(err)
 	}

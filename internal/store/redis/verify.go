@@ -153,36 +153,47 @@ func (r *replayer) checkSample(ctx context.Context) (int, error) {
 			}
 			reencoded = append(reencoded, i)
 		}
-		for _, i := range reencoded {
-			same, err := r.sameAsRestored(ctx, chunk[i], dumps[i].Val().(string))
+		if len(reencoded) > 0 {
+			same, err := r.sameAsRestored(ctx, chunk, reencoded, dumps)
 			if err != nil {
 				return checked, err
 			}
-			if !same {
-				return checked, fmt.Errorf("%w: key %q has another value on the target than in the backup", store.ErrMismatch, clipKey(chunk[i].key))
+			for j, i := range reencoded {
+				if !same[j] {
+					return checked, fmt.Errorf("%w: key %q has another value on the target than in the backup", store.ErrMismatch, clipKey(chunk[i].key))
+				}
 			}
-			checked++
-			r.reencoded++
+			checked += len(reencoded)
+			r.reencoded += len(reencoded)
 		}
 	}
 	return checked, nil
 }
 
-// sameAsRestored restores the backup's payload under a scratch key in the
-// same slot (so on the same node, with the same settings) and compares
-// the two DUMPs; the scratch key is removed at once.
-func (r *replayer) sameAsRestored(ctx context.Context, k sampledKey, targetDump string) (bool, error) {
+// sameAsRestored restores the backup's payloads of chunk[which] under
+// scratch keys in the same slots (so on the same nodes, with the same
+// settings) and compares their DUMPs with the target keys' (dumps); the
+// scratch keys are removed in the same pipeline.
+func (r *replayer) sameAsRestored(ctx context.Context, chunk []sampledKey, which []int, dumps []*goredis.Cmd) ([]bool, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
-	scratch := scratchKey(k.key, hex.EncodeToString(rnd[:]))
+	suffix := hex.EncodeToString(rnd[:])
 	pipe := r.client.Pipeline()
-	restore := pipe.Do(ctx, "RESTORE", scratch, 0, k.payload, "REPLACE")
-	dump := pipe.Do(ctx, "DUMP", scratch)
-	pipe.Do(ctx, "DEL", scratch)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return false, fmt.Errorf("compare key %q through a scratch copy: %w", clipKey(k.key), errors.Join(restore.Err(), dump.Err(), err))
+	scratch := make([]*goredis.Cmd, len(which))
+	for j, i := range which {
+		k := scratchKey(chunk[i].key, suffix+strconv.Itoa(j))
+		pipe.Do(ctx, "RESTORE", k, 0, chunk[i].payload, "REPLACE")
+		scratch[j] = pipe.Do(ctx, "DUMP", k)
+		pipe.Do(ctx, "DEL", k)
 	}
-	return dump.Val() == targetDump, nil
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("compare sampled keys through scratch copies: %w", r.t.ep.scrub(err))
+	}
+	same := make([]bool, len(which))
+	for j, i := range which {
+		same[j] = scratch[j].Val() == dumps[i].Val()
+	}
+	return same, nil
 }
 
 func abs(x int64) int64 {

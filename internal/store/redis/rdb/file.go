@@ -97,7 +97,7 @@ func (c *Checker) Result() (*File, error) {
 		return f, fmt.Errorf("%w: no EOF marker before the checksum (truncated or damaged)", ErrFile)
 	}
 	f.Checksum = binary.LittleEndian.Uint64(c.pending[:])
-	if f.Version >= 5 && f.Checksum != 0 && f.Checksum != c.crc {
+	if f.Checksum != 0 && f.Checksum != c.crc {
 		return f, fmt.Errorf("%w: checksum %016x, trailer says %016x", ErrFile, c.crc, f.Checksum)
 	}
 	return f, nil
@@ -118,6 +118,10 @@ func ParseHeader(b []byte) (*File, error) {
 	v, err := strconv.Atoi(string(b[5:9]))
 	if err != nil || v < 1 {
 		return nil, fmt.Errorf("%w: bad version %q", ErrFile, b[5:9])
+	}
+	if v < 5 {
+		// Before version 5 (Redis 2.6) files had no checksum trailer.
+		return nil, fmt.Errorf("%w: RDB version %d (Redis before 2.6) is not supported", ErrFile, v)
 	}
 	f := &File{Version: v, Aux: map[string]string{}}
 	r := byteReader{b: b[9:]}

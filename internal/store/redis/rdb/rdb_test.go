@@ -123,3 +123,41 @@ func TestVersionFor(t *testing.T) {
 		t.Error("VersionFor(unknown) ok")
 	}
 }
+
+func FuzzChecker(f *testing.F) {
+	file, err := os.ReadFile("testdata/small.rdb")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(file)
+	f.Add(file[:40])
+	f.Add([]byte("REDIS0011\xfa\x01a\xc3\x01\x02x\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := &Checker{}
+		c.Write(b)
+		f, err := c.Result()
+		if err != nil {
+			if !errors.Is(err, ErrFile) {
+				t.Fatalf("error not wrapping ErrFile: %v", err)
+			}
+			return
+		}
+		// Accepted: the trailer matches the CRC of the rest.
+		if f.Checksum != 0 && f.Checksum != CRC64(0, b[:len(b)-8]) {
+			t.Fatalf("accepted a wrong checksum")
+		}
+		if b[len(b)-9] != 0xFF {
+			t.Fatalf("accepted a file without EOF opcode")
+		}
+	})
+}
+
+func FuzzParsePayload(f *testing.F) {
+	f.Add(dumpHello)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePayload(b, true)
+		if err == nil && len(b) >= 11 && p.Type != b[0] {
+			t.Fatal("wrong type byte")
+		}
+	})
+}
