@@ -17,7 +17,7 @@ import (
 // The ACL rules docs/redis.md gives for backing up and for restoring.
 const (
 	backupACL  = "~* +@read +info +time +select +cluster|slots +cluster|info +cluster|nodes +replconf +sync"
-	restoreACL = "~* +restore +dbsize +del +pttl +dump +info +time +select +cluster|slots +cluster|info +cluster|nodes"
+	restoreACL = "~* +restore +dbsize +del +pexpiretime +pttl +dump +info +time +select +cluster|slots +cluster|info +cluster|nodes"
 )
 
 // TestACL: backups and restores work with a password (in the URL or a

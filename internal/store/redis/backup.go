@@ -29,7 +29,7 @@ func (s *Redis) Backup(ctx context.Context, req store.BackupRequest) (*store.Bac
 }
 
 // Tuning of the resp scan. A SCAN batch is about scanCount keys; each
-// master has fetchers batches of DUMP+PTTL in flight while the next SCAN
+// master has fetchers batches of DUMP+PEXPIRETIME in flight while the next SCAN
 // runs, and at most queued encoded batches wait for the artifact.
 const (
 	scanCount = 1000
@@ -215,21 +215,21 @@ func (d *dumper) scanNode(ctx context.Context, m *Node, out chan<- []byte) error
 	return g.Wait()
 }
 
-// fetch reads a batch of keys with PTTL then DUMP each, pipelined, and
-// encodes them. PTTL comes first so that a key's expiry is never read
-// after a value it may no longer belong to.
+// fetch reads a batch of keys with PEXPIRETIME (PTTL before Redis 7.0)
+// then DUMP each, pipelined, and encodes them. The expiry comes first so
+// that it is never read after a value it may no longer belong to.
 func (d *dumper) fetch(ctx context.Context, c *goredis.Client, m *Node, keys []string) ([]byte, error) {
 	pipe := c.Pipeline()
 	cmds := make([]*goredis.Cmd, 2*len(keys))
+	expiry := m.expireTimeCmd()
 	for i, k := range keys {
-		cmds[2*i] = pipe.Do(ctx, "PTTL", k)
+		cmds[2*i] = pipe.Do(ctx, expiry, k)
 		cmds[2*i+1] = pipe.Do(ctx, "DUMP", k)
 	}
 	sent := time.Now()
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, fmt.Errorf("DUMP on %s: %w", m.Addr, d.s.ep.scrub(err))
 	}
-	nowMs := sent.Add(m.clockOffset).UnixMilli()
 	var local DBStats
 	size := 0
 	for i := range keys {
@@ -242,12 +242,13 @@ func (d *dumper) fetch(ctx context.Context, c *goredis.Client, m *Node, keys []s
 	types := make([]string, 0, len(keys))
 	ver := 0
 	for i, k := range keys {
-		ttl, err := cmds[2*i].Int64()
+		v, err := cmds[2*i].Int64()
 		if err != nil {
-			return nil, fmt.Errorf("PTTL on %s: %w", m.Addr, err)
+			return nil, fmt.Errorf("%s on %s: %w", expiry, m.Addr, err)
 		}
+		expireAt, exists := m.expireAt(v, sent)
 		payload, err := cmds[2*i+1].Text()
-		if errors.Is(err, goredis.Nil) || ttl == -2 {
+		if errors.Is(err, goredis.Nil) || !exists {
 			local.Vanished++ // deleted or expired since SCAN listed it
 			continue
 		}
@@ -259,9 +260,7 @@ func (d *dumper) fetch(ctx context.Context, c *goredis.Client, m *Node, keys []s
 			return nil, fmt.Errorf("DUMP on %s returned %w", m.Addr, err)
 		}
 		ver = max(ver, p.Version)
-		var expireAt int64
-		if ttl >= 0 {
-			expireAt = max(nowMs+ttl, 1) // 0 would mean "no expiry"
+		if expireAt > 0 {
 			local.WithTTL++
 		}
 		buf = resp.AppendRestore(buf, k, expireAt, payload)

@@ -2,7 +2,7 @@
 // Redis Cluster.
 //
 // Method resp: SCAN every master (a cluster's masters are found from the
-// cluster itself), DUMP and PTTL every key, pipelined, and write each key
+// cluster itself), PEXPIRETIME and DUMP every key, pipelined, and write each key
 // as `RESTORE key <absolute expiry ms> <payload> REPLACE ABSTTL` in RESP —
 // one artifact per database, each starting with SELECT. The artifact is
 // what `redis-cli --pipe` sends, so it restores by hand; linkdr replays it

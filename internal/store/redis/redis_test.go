@@ -40,16 +40,30 @@ func runner(t *testing.T, url string) *ops.Runner {
 	return ops.TestRunner(t, "", fmt.Sprintf("  cache:\n    kind: redis\n    url: %q\n    backups: [{method: resp}, {method: rdb}]\n", url))
 }
 
+// Test clients wait long for replies: big pipelines on a machine shared
+// with other builds can take seconds.
+const slow = 2 * time.Minute
+
 func client(addr string, db int) *goredis.Client {
-	return goredis.NewClient(&goredis.Options{Addr: addr, DB: db, Protocol: 2, DisableIdentity: true})
+	return goredis.NewClient(&goredis.Options{Addr: addr, DB: db, Protocol: 2, DisableIdentity: true, ReadTimeout: slow})
 }
 
 func clientWith(addr, user, password string) *goredis.Client {
-	return goredis.NewClient(&goredis.Options{Addr: addr, Username: user, Password: password, Protocol: 2, DisableIdentity: true})
+	return goredis.NewClient(&goredis.Options{Addr: addr, Username: user, Password: password, Protocol: 2, DisableIdentity: true, ReadTimeout: slow})
 }
 
 func clusterClient(addrs []string) *goredis.ClusterClient {
-	return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs, Protocol: 2, DisableIdentity: true})
+	return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs, Protocol: 2, DisableIdentity: true, ReadTimeout: slow})
+}
+
+// digest is DEBUG DIGEST of a server started with --enable-debug-command yes.
+func digest(t *testing.T, addr string) string {
+	t.Helper()
+	d, err := client(addr, 0).Do(context.Background(), "DEBUG", "DIGEST").Text()
+	if err != nil {
+		t.Fatalf("DEBUG DIGEST on %s: %v", addr, err)
+	}
+	return d
 }
 
 func fill(t *testing.T, c goredis.Cmdable, spec redistest.Spec) map[string]int64 {
@@ -75,7 +89,7 @@ func snapshotWith(t *testing.T, addr, password string) map[string]redistest.Key 
 func snapshotDB(t *testing.T, addr, password string, db int) map[string]redistest.Key {
 	t.Helper()
 	ctx := context.Background()
-	opt := goredis.Options{Password: password, Protocol: 2, DisableIdentity: true}
+	opt := goredis.Options{Password: password, Protocol: 2, DisableIdentity: true, ReadTimeout: slow}
 	o := opt
 	o.Addr = addr
 	masters, err := redistest.Masters(ctx, &o)
@@ -144,10 +158,13 @@ func restore(t *testing.T, r *ops.Runner, m *repo.Manifest, opts ops.RestoreOpti
 // → a fresh standalone server and a cluster.
 func TestRESPStandalone(t *testing.T) {
 	ctx := context.Background()
-	src := testenv.NewRedis(t)
+	src := testenv.NewRedis(t, "--enable-debug-command", "yes")
 	counts := fill(t, client(src, 0), bigSpec)
 	fill(t, client(src, 3), smallSpec)
 	want0, want3 := snapshot(t, src, 0), snapshot(t, src, 3)
+	// DEBUG DIGEST hashes every key, value and absolute expiry of every
+	// database: a second proof, independent of how values are read.
+	want := digest(t, src)
 
 	r := runner(t, "redis://"+src)
 	m, err := r.Backup(ctx, "cache", "resp")
@@ -170,13 +187,16 @@ func TestRESPStandalone(t *testing.T) {
 	verifyBackup(t, r, m)
 
 	t.Run("IntoStandalone", func(t *testing.T) {
-		dst := testenv.NewRedis(t)
+		dst := testenv.NewRedis(t, "--enable-debug-command", "yes")
 		res := restore(t, r, m, ops.RestoreOptions{Target: "redis://" + dst, Verify: true, Jobs: 2})
 		if len(res.Items) != 2 {
 			t.Fatalf("%d items restored, want 2", len(res.Items))
 		}
 		same(t, "db0", want0, snapshot(t, dst, 0))
 		same(t, "db3", want3, snapshot(t, dst, 3))
+		if got := digest(t, dst); got != want {
+			t.Fatalf("DEBUG DIGEST of the target %v, of the source %v", got, want)
+		}
 
 		t.Run("ErrTargetNotEmpty", func(t *testing.T) {
 			_, _, err := r.Restore(ctx, "cache", ops.RestoreOptions{Backup: m.ID, Target: "redis://" + dst, Verify: true})
@@ -190,6 +210,9 @@ func TestRESPStandalone(t *testing.T) {
 			c.Del(ctx, "h:2")
 			restore(t, r, m, ops.RestoreOptions{Target: "redis://" + dst, Verify: true, Force: true})
 			same(t, "db0 after --force", want0, snapshot(t, dst, 0))
+			if got := digest(t, dst); got != want {
+				t.Fatalf("after --force: DEBUG DIGEST of the target %v, of the source %v", got, want)
+			}
 		})
 	})
 

@@ -242,3 +242,29 @@ func (t *topology) minRDB() (int, *Node) {
 
 // nowMs is the current time on a node's clock, in Unix milliseconds.
 func (n *Node) nowMs() int64 { return time.Now().Add(n.clockOffset).UnixMilli() }
+
+// expireTimeCmd is how to read a key's absolute expiry: PEXPIRETIME
+// (Redis 7.0 and later) returns it exactly; older servers only give PTTL,
+// which is turned into an expiry with the node's clock.
+func (n *Node) expireTimeCmd() string {
+	major, _, _ := strings.Cut(n.RedisVersion, ".")
+	if v, err := strconv.Atoi(major); err == nil && v >= 7 {
+		return "PEXPIRETIME"
+	}
+	return "PTTL"
+}
+
+// expireAt turns the reply of expireTimeCmd into an absolute expiry in
+// Unix ms (0: none) and whether the key exists; sent is when the command
+// went out.
+func (n *Node) expireAt(v int64, sent time.Time) (at int64, exists bool) {
+	switch {
+	case v == -2:
+		return 0, false
+	case v == -1:
+		return 0, true
+	case n.expireTimeCmd() == "PEXPIRETIME":
+		return max(v, 1), true // 0 would mean "no expiry"
+	}
+	return max(sent.Add(n.clockOffset).UnixMilli()+v, 1), true
+}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -101,8 +102,9 @@ func typeSummary(m map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-// ttlSlack is how far a restored key's expiry may be from the backup's:
-// PTTL is read a moment after the clock used to compare it.
+// ttlSlack is how far a restored key's expiry may be from the backup's
+// when the target has no PEXPIRETIME (before Redis 7.0) and it has to be
+// worked out from PTTL and the clock.
 const ttlSlack = 1000 // ms
 
 // checkSample compares each sampled key on the target with the backup:
@@ -111,41 +113,38 @@ const ttlSlack = 1000 // ms
 // settings), equals the DUMP of the payload restored beside it.
 func (r *replayer) checkSample(ctx context.Context) (int, error) {
 	checked := 0
+	expiry := r.node.expireTimeCmd()
 	for chunk := range slices.Chunk(r.sample.keys, 200) {
 		pipe := r.client.Pipeline()
 		ttls := make([]*goredis.Cmd, len(chunk))
 		dumps := make([]*goredis.Cmd, len(chunk))
 		for i, k := range chunk {
-			ttls[i] = pipe.Do(ctx, "PTTL", k.key)
+			ttls[i] = pipe.Do(ctx, expiry, k.key)
 			dumps[i] = pipe.Do(ctx, "DUMP", k.key)
 		}
+		sent := time.Now()
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 			return checked, fmt.Errorf("read back sampled keys: %w", r.t.ep.scrub(err))
 		}
-		now := r.node.nowMs()
+		received := time.Now()
 		var reencoded []int
 		for i, k := range chunk {
-			if k.expireAt > 0 && k.expireAt <= now+ttlSlack {
+			if k.expireAt > 0 && k.expireAt <= r.node.nowMs()+ttlSlack {
 				continue // expired, or about to: nothing to compare
 			}
-			ttl, err := ttls[i].Int64()
+			v, err := ttls[i].Int64()
 			if err != nil {
-				return checked, fmt.Errorf("PTTL %q: %w", clipKey(k.key), err)
+				return checked, fmt.Errorf("%s %q: %w", expiry, clipKey(k.key), err)
 			}
 			got, err := dumps[i].Text()
-			if errors.Is(err, goredis.Nil) || ttl == -2 {
+			if errors.Is(err, goredis.Nil) || v == -2 {
 				return checked, fmt.Errorf("%w: key %q is missing on the target", store.ErrMismatch, clipKey(k.key))
 			}
 			if err != nil {
 				return checked, fmt.Errorf("DUMP %q: %w", clipKey(k.key), err)
 			}
-			switch {
-			case k.expireAt == 0 && ttl != -1:
-				return checked, fmt.Errorf("%w: key %q expires in %d ms on the target, but had no expiry", store.ErrMismatch, clipKey(k.key), ttl)
-			case k.expireAt > 0 && ttl < 0:
-				return checked, fmt.Errorf("%w: key %q has no expiry on the target", store.ErrMismatch, clipKey(k.key))
-			case k.expireAt > 0 && abs(now+ttl-k.expireAt) > ttlSlack:
-				return checked, fmt.Errorf("%w: key %q expires at %d on the target, the backup says %d (ms)", store.ErrMismatch, clipKey(k.key), now+ttl, k.expireAt)
+			if err := r.sameExpiry(k, v, sent, received); err != nil {
+				return checked, err
 			}
 			if got == string(k.payload) {
 				checked++
@@ -196,11 +195,30 @@ func (r *replayer) sameAsRestored(ctx context.Context, chunk []sampledKey, which
 	return same, nil
 }
 
-func abs(x int64) int64 {
-	if x < 0 {
-		return -x
+// sameExpiry compares a sampled key's expiry on the target (v, the reply
+// of expireTimeCmd between sent and received) with the backup's.
+func (r *replayer) sameExpiry(k sampledKey, v int64, sent, received time.Time) error {
+	switch {
+	case k.expireAt == 0 && v != -1:
+		return fmt.Errorf("%w: key %q expires on the target (%s %d), but had no expiry", store.ErrMismatch, clipKey(k.key), r.node.expireTimeCmd(), v)
+	case k.expireAt > 0 && v < 0:
+		return fmt.Errorf("%w: key %q has no expiry on the target", store.ErrMismatch, clipKey(k.key))
+	case k.expireAt == 0:
+		return nil
 	}
-	return x
+	if r.node.expireTimeCmd() == "PEXPIRETIME" {
+		if v != k.expireAt {
+			return fmt.Errorf("%w: key %q expires at %d on the target, the backup says %d (Unix ms)", store.ErrMismatch, clipKey(k.key), v, k.expireAt)
+		}
+		return nil
+	}
+	// PTTL was evaluated between sent and received.
+	lo, _ := r.node.expireAt(v, sent)
+	hi, _ := r.node.expireAt(v, received)
+	if k.expireAt < lo-ttlSlack || k.expireAt > hi+ttlSlack {
+		return fmt.Errorf("%w: key %q expires between %d and %d on the target, the backup says %d (Unix ms)", store.ErrMismatch, clipKey(k.key), lo, hi, k.expireAt)
+	}
+	return nil
 }
 
 // VerifyArtifact reads a resp artifact to its end — every command, every

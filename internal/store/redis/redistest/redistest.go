@@ -179,7 +179,8 @@ func Fill(ctx context.Context, c goredis.Cmdable, spec Spec) (map[string]int64, 
 
 // Key is one key read back: its type, its value in a canonical text form
 // (members of sets and fields of hashes sorted) and its absolute expiry in
-// Unix milliseconds on the server's clock (0: none).
+// Unix milliseconds on the server's clock (0: none), read with PEXPIRETIME
+// (Redis 7.0 and later).
 type Key struct {
 	Type     string
 	Value    string
@@ -274,26 +275,19 @@ func readKeys(ctx context.Context, c *goredis.Client, keys []string, out map[str
 		case "stream":
 			vals[i] = pipe.Do(ctx, "XINFO", "STREAM", k, "FULL", "COUNT", 0)
 		}
-		ttls[i] = pipe.Do(ctx, "PTTL", k)
+		ttls[i] = pipe.Do(ctx, "PEXPIRETIME", k) // exact, in Unix ms
 	}
-	sent := time.Now()
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
-	st, err := c.Time(ctx).Result()
-	if err != nil {
-		return err
-	}
-	// Expiries on the server's clock, as RESTORE ABSTTL writes them.
-	nowMs := sent.UnixMilli() + st.Sub(time.Now()).Milliseconds()
 	for i, k := range keys {
 		if vals[i] == nil {
 			continue // expired between SCAN and TYPE
 		}
 		key := Key{Type: types[i].Val(), Value: canonical(vals[i])}
-		if ttl := ttls[i].Val().(int64); ttl >= 0 {
-			key.ExpireAt = nowMs + ttl
-		} else if ttl == -2 {
+		if at := ttls[i].Val().(int64); at >= 0 {
+			key.ExpireAt = at
+		} else if at == -2 {
 			continue
 		}
 		out[k] = key
