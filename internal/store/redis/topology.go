@@ -94,6 +94,7 @@ func (e *endpoint) discoverFrom(ctx context.Context, addr string) (*topology, er
 		return nil, fmt.Errorf("CLUSTER INFO: %w", err)
 	}
 	t.state = parseInfo(ci)["cluster_state"]
+	//lint:ignore SA1019 CLUSTER SHARDS exists only since Redis 7.0; CLUSTER SLOTS everywhere.
 	slots, err := c.ClusterSlots(ctx).Result()
 	if err != nil {
 		return nil, fmt.Errorf("CLUSTER SLOTS: %w", err)

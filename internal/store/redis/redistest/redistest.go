@@ -199,6 +199,7 @@ func Masters(ctx context.Context, opt *goredis.Options) ([]string, error) {
 	if !strings.Contains(info, "cluster_enabled:1") {
 		return []string{opt.Addr}, nil
 	}
+	//lint:ignore SA1019 CLUSTER SHARDS exists only since Redis 7.0; CLUSTER SLOTS everywhere.
 	slots, err := c.ClusterSlots(ctx).Result()
 	if err != nil {
 		return nil, err
