@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 )
 
 type config struct {
+	maxRSS      *atomic.Int64 // peak RSS of the linkdr runs since the last result
 	keys        int
 	runs        int
 	jobs        int
@@ -42,7 +44,7 @@ type config struct {
 }
 
 func main() {
-	var c config
+	c := config{maxRSS: new(atomic.Int64)}
 	flag.IntVar(&c.keys, "keys", 1_000_000, "keys to back up and restore")
 	flag.IntVar(&c.runs, "runs", 2, "runs of each measurement; the fastest counts")
 	flag.IntVar(&c.jobs, "jobs", 4, "linkdr restore --jobs")
@@ -66,8 +68,10 @@ type result struct {
 	Seconds float64 `json:"seconds"`
 	KeysPS  float64 `json:"keys_per_second"`
 	Bytes   int64   `json:"bytes,omitempty"`
-	Peer    string  `json:"peer,omitempty"`
-	Ratio   float64 `json:"time_ratio_vs_peer,omitempty"`
+	// MaxRSS is the peak resident memory of the linkdr process, in bytes.
+	MaxRSS int64   `json:"max_rss_bytes,omitempty"`
+	Peer   string  `json:"peer,omitempty"`
+	Ratio  float64 `json:"time_ratio_vs_peer,omitempty"`
 }
 
 func run(c config) error {
@@ -156,6 +160,9 @@ stores:
 	}
 	add := func(name string, secs float64, bytes int64) {
 		results = append(results, result{Name: name, Seconds: secs, KeysPS: float64(n) / secs, Bytes: bytes})
+		if strings.Contains(name, "linkdr") {
+			results[len(results)-1].MaxRSS = c.maxRSS.Swap(0)
+		}
 	}
 
 	// Backups.
@@ -264,8 +271,8 @@ stores:
 		}
 	}
 	fmt.Printf("\n%d keys, best of %d runs, %s\n\n", n, c.runs, time.Now().UTC().Format("2006-01-02 15:04Z"))
-	fmt.Println("| operation | seconds | keys/s | size | time vs peer |")
-	fmt.Println("|---|---:|---:|---:|---:|")
+	fmt.Println("| operation | seconds | keys/s | size | time vs peer | linkdr peak RSS |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
 	for _, r := range results {
 		ratio := ""
 		if r.Ratio > 0 {
@@ -275,7 +282,11 @@ stores:
 		if r.Bytes > 0 {
 			sz = fmt.Sprintf("%.1f MiB", float64(r.Bytes)/(1<<20))
 		}
-		fmt.Printf("| %s | %.2f | %.0f | %s | %s |\n", strings.ReplaceAll(r.Name, "|", "\\|"), r.Seconds, r.KeysPS, sz, ratio)
+		rss := ""
+		if r.MaxRSS > 0 {
+			rss = fmt.Sprintf("%.0f MiB", float64(r.MaxRSS)/(1<<20))
+		}
+		fmt.Printf("| %s | %.2f | %.0f | %s | %s | %s |\n", strings.ReplaceAll(r.Name, "|", "\\|"), r.Seconds, r.KeysPS, sz, ratio, rss)
 	}
 	if c.out != "" {
 		b, _ := json.MarshalIndent(map[string]any{"keys": n, "runs": c.runs, "results": results}, "", "  ")
@@ -309,7 +320,11 @@ func (c config) linkdrRun(args ...string) ([]byte, error) {
 	cmd.Env = append(os.Environ(), "LINKDR_CONFIG=linkdr.yaml")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
+	err := cmd.Run()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss*1024 > c.maxRSS.Load() {
+		c.maxRSS.Store(ru.Maxrss * 1024)
+	}
+	if err != nil {
 		return out.Bytes(), fmt.Errorf("linkdr %s: %v\n%s", strings.Join(args, " "), err, tail(errb.String()))
 	}
 	return out.Bytes(), nil
