@@ -161,12 +161,22 @@ func printManifest(g *globals, m *repo.Manifest) error {
 	fmt.Fprintf(w, "size:          %s plaintext, %s stored\n", sizeOf(m.PlainSize()), sizeOf(m.StoredSize()))
 	fmt.Fprintf(w, "encryption:    %s to %d recipient(s), %s\n", m.Encryption.Scheme, len(m.Encryption.Recipients), m.Encryption.Compression)
 	if m.RetainUntil != nil {
-		fmt.Fprintf(w, "retain until:  %s\n", stamp(*m.RetainUntil))
+		lock := ""
+		if m.ObjectLock != "" {
+			lock = " (S3 Object Lock, " + m.ObjectLock + ")"
+		}
+		fmt.Fprintf(w, "retain until:  %s%s\n", stamp(*m.RetainUntil), lock)
 	}
 	fmt.Fprintf(w, "written by:    %s %s\n\nartifacts:\n", m.Tool.Name, m.Tool.Version)
 	t := newTable(w, "  NAME", "SIZE", "STORED", "SHA256 (PLAINTEXT)")
 	for _, a := range m.Artifacts {
 		t.row("  "+a.Name, sizeOf(a.PlainSize), sizeOf(a.StoredSize), a.PlainSHA256)
+	}
+	for _, a := range m.Pool {
+		t.row("  "+a.Name+" (pool)", sizeOf(a.PlainSize), sizeOf(a.StoredSize), a.PlainSHA256)
+	}
+	for _, a := range m.Plain {
+		t.row("  "+a.Name+" (plain)", sizeOf(a.PlainSize), sizeOf(a.StoredSize), a.PlainSHA256)
 	}
 	t.flush()
 	if len(m.Source) > 0 {

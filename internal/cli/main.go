@@ -18,7 +18,9 @@ import (
 
 	// Store kinds register themselves.
 	_ "github.com/linkapp/linkdr/internal/store/postgres"
+	_ "github.com/linkapp/linkdr/internal/store/qdrant"
 	_ "github.com/linkapp/linkdr/internal/store/redis"
+	_ "github.com/linkapp/linkdr/internal/store/s3bucket"
 )
 
 // Version is set at build time (-ldflags -X).
@@ -156,6 +158,7 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		newRestoreCmd(g),
 		newRetentionCmd(g),
 		newStatusCmd(g),
+		newS3Cmd(g),
 	)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")
 	return root

@@ -91,3 +91,14 @@ func redactURL(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// plural renders "1 store", "2 stores", "3 repositories".
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", word)
+	}
+	if strings.HasSuffix(word, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(word, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -39,7 +39,7 @@ warnings are printed but do not fail.`,
 					return perr
 				}
 				if err != nil {
-					return fmt.Errorf("%w: %d problems", plan.ErrInvalid, len(inv.Problems))
+					return fmt.Errorf("%w: %s", plan.ErrInvalid, plural(len(inv.Problems), "error"))
 				}
 				return nil
 			}
@@ -50,10 +50,10 @@ warnings are printed but do not fail.`,
 				for _, pr := range inv.Problems {
 					fmt.Fprintln(g.stdout, pr.String())
 				}
-				return fmt.Errorf("%s: %w: %d errors", g.config, plan.ErrInvalid, len(inv.Problems))
+				return fmt.Errorf("%s: %w: %s", g.config, plan.ErrInvalid, plural(len(inv.Problems), "error"))
 			}
-			fmt.Fprintf(g.stdout, "%s: plan %q is valid: %d stores, %d repositories, %d warnings\n",
-				g.config, p.Name, len(p.Stores), len(p.Repositories), len(warns))
+			fmt.Fprintf(g.stdout, "%s: plan %q is valid: %s, %s, %s\n", g.config, p.Name,
+				plural(len(p.Stores), "store"), plural(len(p.Repositories), "repository"), plural(len(warns), "warning"))
 			return nil
 		},
 	})

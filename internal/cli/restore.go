@@ -25,7 +25,9 @@ func newRestoreCmd(g *globals) *cobra.Command {
 		Use:   "restore STORE",
 		Short: "Restore a backup of a store into a target",
 		Long: `restore restores the newest backup of STORE (or --backup ID) into the store
-itself or into --target. For PostgreSQL, --target is a server URL; if it
+itself or into --target.
+
+PostgreSQL: --target is a server URL; if it
 names a database, the (single, or --select-ed) database is restored under
 that name. Missing databases are created; a database that already has
 tables is refused unless --force, which replaces the objects of the dump.
@@ -51,13 +53,29 @@ and the values and expiries of about 1000 sampled keys per database. A
 Redis backup of method rdb is written as dump.rdb into the --target
 directory, for a server to load at start.
 
+Qdrant: --target is one node (qdrant://host:6333 or http(s)://…); each
+collection's snapshot is streamed to POST /collections/NAME/snapshots/upload
+(priority snapshot, checksum = the snapshot's SHA-256), then restore waits
+until the collection is green with the backup's exact point count and
+compares its config params. --select picks collections, --rename OLD=NEW
+restores one under another name. An existing collection needs --force.
+
+S3: --target is s3://bucket/prefix?region=…&endpoint=…; objects land under
+the prefix with their content type and metadata. A prefix that holds
+objects needs --force, which makes it exactly the backup: differing objects
+are replaced, objects not in the backup deleted, identical ones left alone.
+--select restricts to key prefixes. Verification lists the target and
+compares every key, size and MD5.
+
 restore asks for confirmation on a terminal; scripts pass --yes. --dry-run
 shows what would be restored where, and changes nothing.`,
 		Example: `  linkdr restore users-db --dry-run
   linkdr restore users-db --target postgres://postgres@10.0.0.5:5432/link_users_scratch --yes
   linkdr restore users-db --backup 20261126T061500Z-3fa2 --select link_users --jobs 2 --yes
   linkdr restore cache --target redis://10.0.0.7:6379 --jobs 4 --yes
-  linkdr restore cache --backup 20261126T061500Z-77aa --target /var/lib/redis --yes   # method rdb: dump.rdb`,
+  linkdr restore cache --backup 20261126T061500Z-77aa --target /var/lib/redis --yes   # method rdb: dump.rdb
+  linkdr restore vectors --target qdrant://10.0.0.7:6333 --select profiles --rename profiles=profiles_drill --yes
+  linkdr restore media --target 's3://link-media-drill/uploads?region=us-east-1' --yes`,
 		Args: exactArgs(1, "a store name"),
 		RunE: func(cmd *cobra.Command, args []string) error { return runRestore(cmd, g, o, args[0]) },
 	}
@@ -65,7 +83,8 @@ shows what would be restored where, and changes nothing.`,
 	f.StringVar(&o.Backup, "backup", "", "backup id or unique prefix (default: the newest)")
 	f.StringVar(&o.Repository, "repo", "", "repository of the plan to restore from (default: the store's)")
 	f.StringVar(&o.Target, "target", "", "where to restore (default: the store itself)")
-	f.StringSliceVar(&o.Select, "select", nil, "restore only these parts (PostgreSQL: database names; Redis: database numbers)")
+	f.StringSliceVar(&o.Select, "select", nil, "restore only these parts (PostgreSQL: databases, Redis: database numbers, Qdrant: collections, S3: key prefixes)")
+	f.StringToStringVar(&o.Rename, "rename", nil, "restore a part under another name, OLD=NEW (Qdrant collections)")
 	f.IntVarP(&o.Jobs, "jobs", "j", 1, "parallel jobs (PostgreSQL: more than 1 spools to a temporary file; Redis: pipelines in flight)")
 	f.BoolVar(&o.Force, "force", false, "replace the contents of a target that already has data")
 	f.BoolVar(&o.Verify, "verify", true, "compare the restored data with the backup's figures (row counts and checksums; Redis: key counts and sampled values)")
@@ -102,16 +121,22 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, storeName str
 	if o.dryRun {
 		plan := map[string]any{
 			"store": storeName, "backup": m.ID, "consistent_at": m.ConsistentAt, "target": target,
-			"artifacts": m.Artifacts, "select": o.Select, "jobs": o.Jobs, "force": o.Force, "verify": o.Verify,
+			"artifacts": m.Artifacts, "pool": m.Pool, "select": o.Select, "rename": o.Rename, "jobs": o.Jobs, "force": o.Force, "verify": o.Verify,
 		}
 		if g.json() {
 			return printJSON(g.stdout, plan)
 		}
 		fmt.Fprintf(g.stdout, "would restore %s backup %s (consistent at %s, %s)\ninto %s\n", storeName, m.ID, stamp(m.ConsistentAt), sizeOf(m.PlainSize()), target)
 		for _, a := range m.Artifacts {
-			if len(o.Select) == 0 || contains(o.Select, a.Meta["database"]) {
+			if len(o.Select) == 0 || contains(o.Select, a.Meta["database"]) || contains(o.Select, a.Meta["collection"]) {
 				fmt.Fprintf(g.stdout, "  %s (%s)\n", a.Name, sizeOf(a.PlainSize))
 			}
+		}
+		for _, a := range m.Pool {
+			fmt.Fprintf(g.stdout, "  %s (%s, shared pool)\n", a.Name, sizeOf(a.PlainSize))
+		}
+		for from, to := range o.Rename {
+			fmt.Fprintf(g.stdout, "  %s restored as %s\n", from, to)
 		}
 		fmt.Fprintln(g.stdout, "dry run: nothing changed")
 		return nil

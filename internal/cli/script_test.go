@@ -17,6 +17,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/linkapp/linkdr/internal/repo"
+	"github.com/linkapp/linkdr/internal/store/qdrant/qdranttest"
 	"github.com/linkapp/linkdr/internal/testenv"
 )
 
@@ -40,6 +41,9 @@ func TestScript(t *testing.T) {
 	s3 := testenv.S3(t)
 	ageBin := testenv.Bin(t, "age")
 	bucket := testenv.NewBucket(t, s3.Endpoint) // scripts use prefixes named after $DB
+	// No Qdrant can run here: the OpenAPI-conformant test server stands in
+	// (shared by the scripts, which use collections named after $DB).
+	qd := qdranttest.New(t, qdranttest.Options{APIKey: "script-key", YellowPolls: 2})
 	redisEnv, redisCmds := redisScripts(t)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
@@ -68,6 +72,9 @@ func TestScript(t *testing.T) {
 			env.Setenv("AWS_REGION", s3.Region)
 			env.Setenv("AGE", ageBin)
 			env.Setenv("LINKDR_CONFIG", "")
+			env.Setenv("S3_DR_ENDPOINT", s3.DREndpoint)
+			env.Setenv("QDRANT_URL", qd.URL())
+			env.Setenv("QDRANT_API_KEY", "script-key")
 			for k, v := range redisEnv {
 				env.Setenv(k, v)
 			}
@@ -77,6 +84,8 @@ func TestScript(t *testing.T) {
 			"flipbyte":  cmdFlipByte,
 			"holdlease": cmdHoldLease,
 			"sql":       cmdSQL,
+			"qdrant":    func(ts *testscript.TestScript, neg bool, args []string) { cmdQdrant(ts, qd, args) },
+			"s3":        func(ts *testscript.TestScript, neg bool, args []string) { cmdS3(t, ts, args) },
 		}, redisCmds),
 	})
 }

@@ -46,13 +46,14 @@ cannot be read — so status works as a cron or monitoring check.`,
 					latest = s.LatestID + " (" + s.LatestMethod + ")"
 					exposure = age(s.Exposure)
 				}
-				state := s.State
-				if s.Error != "" {
-					state += ": " + s.Error
-				}
-				t.row(s.Store, s.Kind, latest, stamp(s.ConsistentAt), exposure, age(s.RPO), state, s.Backups, sizeOf(s.StoredBytes))
+				t.row(s.Store, s.Kind, latest, stamp(s.ConsistentAt), exposure, age(s.RPO), s.State, s.Backups, sizeOf(s.StoredBytes))
 			}
 			t.flush()
+			for _, s := range st {
+				if s.Error != "" {
+					fmt.Fprintf(g.stdout, "%s: %s\n", s.Store, s.Error)
+				}
+			}
 			return statusError(st)
 		},
 	}

@@ -71,7 +71,7 @@ func (c *countingHash) sum() string { return hex.EncodeToString(c.h.Sum(nil)) }
 type Sealer struct {
 	plain  *countingHash
 	stored *countingHash
-	zw     *zstd.Encoder
+	zw     *frameWriter
 	aw     io.WriteCloser
 	closed bool
 	sums   Sums
@@ -88,7 +88,7 @@ func Seal(dst io.Writer, recipients []age.Recipient, level Level) (*Sealer, erro
 	if err != nil {
 		return nil, fmt.Errorf("seal: age: %w", err)
 	}
-	zw, err := zstd.NewWriter(aw, zstd.WithEncoderLevel(level.encoderLevel()))
+	zw, err := newFrameWriter(aw, level.encoderLevel())
 	if err != nil {
 		return nil, fmt.Errorf("seal: zstd: %w", err)
 	}
@@ -102,9 +102,10 @@ func (s *Sealer) Write(p []byte) (int, error) {
 	return s.zw.Write(p)
 }
 
-// ReadFrom lets io.Copy hand large buffers straight to the compressor.
+// ReadFrom copies r through the pipeline with large buffers.
 func (s *Sealer) ReadFrom(r io.Reader) (int64, error) {
-	return s.zw.ReadFrom(io.TeeReader(r, s.plain))
+	buf := make([]byte, 1<<20)
+	return io.CopyBuffer(struct{ io.Writer }{s}, r, buf)
 }
 
 // Close flushes the compressor and the encryption, in that order.

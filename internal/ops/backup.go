@@ -49,7 +49,14 @@ func (r *Runner) Backup(ctx context.Context, storeName, method string) (*repo.Ma
 	}
 	log := r.log().With("store", storeName, "method", method, "backup", w.ID())
 	log.Info("backup started")
-	res, err := st.Backup(ctx, store.BackupRequest{Method: method, Sink: &sink{w: w, r: r, store: storeName}, Log: log})
+	prev, err := rp.Latest(ctx, storeName, method)
+	if err != nil && !errors.Is(err, repo.ErrNoBackup) {
+		return nil, err
+	}
+	res, err := st.Backup(ctx, store.BackupRequest{
+		Method: method, Sink: &sink{w: w, r: r, store: storeName}, Log: log,
+		ID: w.ID(), Previous: prev, History: rp,
+	})
 	if err == nil {
 		var m *repo.Manifest
 		m, err = w.Commit(ctx, repo.CommitInfo{ConsistentAt: res.ConsistentAt, Source: res.Source, Stats: res.Stats})
@@ -110,4 +117,20 @@ func (a *progressArtifact) ReadFrom(rd io.Reader) (int64, error) {
 func (a *progressArtifact) Close() error {
 	a.p.Done()
 	return a.ArtifactWriter.Close()
+}
+
+var _ store.IncrementalSink = (*sink)(nil)
+
+func (s *sink) CreatePoolArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (io.WriteCloser, error) {
+	aw, err := s.w.CreatePoolArtifact(ctx, name, mediaType, meta)
+	if err != nil {
+		return nil, err
+	}
+	return &progressArtifact{ArtifactWriter: aw, p: s.r.progress(s.store+": "+name, -1)}, nil
+}
+
+func (s *sink) ReferencePool(a repo.Artifact) error { return s.w.ReferencePool(a) }
+
+func (s *sink) CreatePlainArtifact(ctx context.Context, name, mediaType string) (io.WriteCloser, error) {
+	return s.w.CreatePlainArtifact(ctx, name, mediaType)
 }

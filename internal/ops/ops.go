@@ -94,6 +94,12 @@ func (r *Runner) OpenRepo(ctx context.Context, name string) (*repo.Repo, error) 
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: %w", name, err)
 	}
+	if ol := rc.ObjectLock; ol != nil {
+		if err := rp.SetObjectLock(&repo.ObjectLock{Mode: ol.Mode, Days: ol.Days}); err != nil {
+			rp.Close()
+			return nil, fmt.Errorf("repository %s: %w", name, err)
+		}
+	}
 	if r.Now != nil {
 		rp.SetClock(r.Now)
 	}

@@ -17,10 +17,12 @@ type RestoreOptions struct {
 	Repository string
 	Target     string
 	Select     []string
-	Jobs       int
-	Force      bool
-	Verify     bool
-	TempDir    string
+	// Rename restores parts under other names (qdrant: collection old → new).
+	Rename  map[string]string
+	Jobs    int
+	Force   bool
+	Verify  bool
+	TempDir string
 }
 
 // ResolveBackup finds the backup a restore would use, without restoring.
@@ -73,7 +75,7 @@ func (r *Runner) Restore(ctx context.Context, storeName string, opts RestoreOpti
 	res, err := st.Restore(ctx, store.RestoreRequest{
 		Manifest: m,
 		Source:   &source{r: r, rp: rp, m: m},
-		Target:   opts.Target, Select: opts.Select, Jobs: opts.Jobs, Force: opts.Force,
+		Target:   opts.Target, Select: opts.Select, Rename: opts.Rename, Jobs: opts.Jobs, Force: opts.Force,
 		Verify: opts.Verify, TempDir: opts.TempDir, Log: log,
 	})
 	if err != nil {

@@ -16,6 +16,12 @@ import (
 // its lease anyway.
 const IncompleteGrace = 24 * time.Hour
 
+// PoolGrace is how old an unreferenced pool artifact must be before
+// retention deletes it. Pruning holds the store's lease, so no backup is
+// running; the grace covers a writer that lost its lease but has not
+// noticed yet.
+const PoolGrace = time.Hour
+
 // SeriesReport is retention's verdict on one store and method.
 type SeriesReport struct {
 	Store     string               `json:"store"`
@@ -26,7 +32,9 @@ type SeriesReport struct {
 	// Incomplete lists leftovers of interrupted backups that were (or, in
 	// a dry run, would be) removed.
 	Incomplete []string `json:"incomplete,omitempty"`
-	Errors     []string `json:"errors,omitempty"`
+	// Pool is what pruning the store's pool did (incremental kinds).
+	Pool   *repo.PruneReport `json:"pool,omitempty"`
+	Errors []string          `json:"errors,omitempty"`
 }
 
 // ApplyRetention applies the plan's policy to every store of the plan.
@@ -71,6 +79,7 @@ func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, po
 	}
 	sort.Strings(methods)
 	var out []SeriesReport
+	gone := map[string]bool{}
 	for _, method := range methods {
 		ms := byMethod[method]
 		items := make([]retention.Item, len(ms))
@@ -79,6 +88,11 @@ func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, po
 			items[i] = retention.Item{ID: m.ID, Time: m.ConsistentAt}
 			if m.RetainUntil != nil {
 				items[i].RetainUntil = *m.RetainUntil
+			}
+			if m.ObjectLock != "" {
+				// S3 itself refuses to delete these objects; say so rather
+				// than try and fail.
+				items[i].Hold = "object lock (" + m.ObjectLock + ")"
 			}
 			byID[m.ID] = m
 		}
@@ -89,6 +103,7 @@ func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, po
 				continue
 			}
 			rep.Removed++
+			gone[d.ID] = true
 			if dryRun {
 				continue
 			}
@@ -97,6 +112,11 @@ func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, po
 			}
 		}
 		out = append(out, rep)
+	}
+	if prep, err := r.prunePool(ctx, rp, name, gone, dryRun); err != nil {
+		out = append(out, SeriesReport{Store: name, Method: "(pool)", Pool: prep, Errors: []string{err.Error()}})
+	} else if prep != nil {
+		out = append(out, SeriesReport{Store: name, Method: "(pool)", Pool: prep, Kept: prep.Referenced, Removed: len(prep.Removed)})
 	}
 	// Leftovers of interrupted backups, unless a writer is active now.
 	inc, err := rp.Incomplete(ctx, name)
@@ -128,4 +148,22 @@ func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, po
 		}
 	}
 	return append(out, rep), nil
+}
+
+// prunePool removes pool artifacts no kept backup references, holding the
+// store's lease so no backup is between writing a pool artifact and its
+// manifest. Stores without a pool get nil.
+func (r *Runner) prunePool(ctx context.Context, rp *repo.Repo, name string, gone map[string]bool, dryRun bool) (*repo.PruneReport, error) {
+	objs, err := rp.Pool(ctx, name)
+	if err != nil || len(objs) == 0 {
+		return nil, err
+	}
+	if !dryRun {
+		lease, err := rp.AcquireLease(ctx, name, "retention", r.LeaseTTL)
+		if err != nil {
+			return nil, fmt.Errorf("pool kept: %w", err)
+		}
+		defer lease.Release()
+	}
+	return rp.PrunePool(ctx, name, PoolGrace, gone, dryRun)
 }

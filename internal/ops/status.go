@@ -89,8 +89,18 @@ func (r *Runner) Status(ctx context.Context) ([]StoreStatus, error) {
 			continue
 		}
 		st.Backups = len(all)
+		pool := map[string]bool{}
 		for _, m := range all {
-			st.StoredBytes += m.StoredSize()
+			// Pool artifacts are shared between backups: count each once.
+			for _, a := range m.Pool {
+				if !pool[a.Name] {
+					pool[a.Name] = true
+					st.StoredBytes += a.StoredSize
+				}
+			}
+			for _, a := range append(append([]repo.Artifact(nil), m.Artifacts...), m.Plain...) {
+				st.StoredBytes += a.StoredSize
+			}
 			if m.ConsistentAt.After(st.ConsistentAt) {
 				st.LatestID, st.LatestMethod, st.ConsistentAt = m.ID, m.Method, m.ConsistentAt
 			}

@@ -26,7 +26,7 @@ type VerifyResult struct {
 // envelope.ErrIntegrity or envelope.ErrWrongKey where that is the cause.
 func (r *Runner) Verify(ctx context.Context, rp *repo.Repo, m *repo.Manifest) (VerifyResult, error) {
 	start := time.Now()
-	res := VerifyResult{ID: m.ID, Store: m.Store, Artifacts: len(m.Artifacts), Bytes: m.StoredSize()}
+	res := VerifyResult{ID: m.ID, Store: m.Store, Artifacts: len(m.Artifacts) + len(m.Pool) + len(m.Plain), Bytes: m.StoredSize()}
 	err := r.verify(ctx, rp, m)
 	res.Duration = time.Since(start)
 	res.OK = err == nil
@@ -44,8 +44,21 @@ func (r *Runner) verify(ctx context.Context, rp *repo.Repo, m *repo.Manifest) er
 	// The kind's check needs the store's config only for tool paths; a
 	// backup of a store no longer in the plan is still checked byte-wise.
 	st, _, _ := r.Store(m.Store)
-	for i := range m.Artifacts {
-		a := &m.Artifacts[i]
+	for i := range m.Plain {
+		a := &m.Plain[i]
+		rc, err := rp.OpenPlain(ctx, m, a.Name)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", a.Name, err)
+		}
+	}
+	arts := append(append([]repo.Artifact(nil), m.Artifacts...), m.Pool...)
+	for i := range arts {
+		a := &arts[i]
 		rc, err := rp.OpenArtifact(ctx, m, a.Name, ids)
 		if err != nil {
 			return err

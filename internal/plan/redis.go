@@ -11,7 +11,7 @@ import (
 // checkRedis validates what is particular to kind redis: the URL's host
 // list and parameters, and the database numbers. The store package reads
 // the same URL; this reports problems at plan check time, with lines.
-func checkRedis(p *Plan, ps *problems, base string, s *Store) {
+func (p *Plan) checkRedis(ps *problems, base string, s *Store) {
 	raw := s.URL.Reveal()
 	_, rest, ok := strings.Cut(raw, "://")
 	if !ok || raw == "" {

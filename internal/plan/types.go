@@ -49,11 +49,24 @@ type Repository struct {
 	// URL: file:///dir, s3://bucket/prefix?region=…&endpoint=…&use_path_style=true,
 	// or mem:// (tests). May contain ${ENV} references.
 	URL string `yaml:"url"`
+	// ObjectLock, for s3:// repositories in a bucket with Object Lock
+	// enabled, sets a retention on every object linkdr writes. Nil: none.
+	ObjectLock *ObjectLock `yaml:"object_lock"`
+}
+
+// ObjectLock is S3 Object Lock retention for a repository's objects.
+type ObjectLock struct {
+	// Mode is governance (can be lifted by a privileged user) or
+	// compliance (nobody, not even the account root, can delete before
+	// the date).
+	Mode string `yaml:"mode"`
+	// Days each object stays locked after its backup started.
+	Days int `yaml:"days"`
 }
 
 // Store is one data store to protect.
 type Store struct {
-	// Kind selects the implementation: postgres, redis.
+	// Kind selects the implementation: postgres, redis, qdrant, s3.
 	Kind string `yaml:"kind"`
 	// URL of the server. May contain ${ENV} references; a password is
 	// better kept in PasswordFile.
@@ -75,14 +88,29 @@ type Store struct {
 	// matching the server's major version, found on this machine.
 	PGBinDir string `yaml:"pg_bin_dir"`
 
+	// qdrant: collections to snapshot; empty means every collection.
+	Collections []string `yaml:"collections"`
+	// qdrant: API key sent as the api-key header. May be ${ENV}; better
+	// kept in APIKeyFile.
+	APIKey Secret `yaml:"api_key"`
+	// qdrant: file holding the API key, read at run time.
+	APIKeyFile string `yaml:"api_key_file"`
+	// qdrant: REST URLs of every node of a distributed deployment; each
+	// node's local shards are snapshotted separately. Empty: url only.
+	Nodes []string `yaml:"nodes"`
+
+	// s3: the bucket that replicates this one (cross-region replication),
+	// compared by `linkdr s3 verify-replication`.
+	Replica *Replica `yaml:"replica"`
+
 	// Name is the key under stores (not part of the YAML).
 	Name string `yaml:"-"`
 }
 
 // BackupSpec is one backup method of a store and when it runs.
 type BackupSpec struct {
-	// Method depends on the kind: postgres has logical; redis has resp
-	// and rdb.
+	// Method depends on the kind: postgres has logical, redis resp and
+	// rdb, qdrant snapshot, s3 objects.
 	Method string `yaml:"method"`
 	// Schedule in cron syntax (5 fields, or @hourly, @daily, @every 15m).
 	Schedule Cron `yaml:"schedule"`
@@ -113,4 +141,10 @@ func (p *Plan) StoreRPO(s *Store) Duration {
 		return s.RPO
 	}
 	return p.Objectives.RPO
+}
+
+// Replica is the bucket (and prefix) an S3 store is replicated to.
+type Replica struct {
+	// URL: s3://bucket/prefix?region=…&endpoint=…&use_path_style=true.
+	URL string `yaml:"url"`
 }

@@ -19,8 +19,9 @@ type kindSchema struct {
 	methods    []string
 	urlSchemes []string
 	fields     []string // kind-specific keys of Store
-	// check, if set, validates what is particular to the kind.
-	check func(p *Plan, ps *problems, base string, s *Store)
+	// hostList: the URL may list several hosts (redis://a:1,[::1]:2),
+	// which url.Parse rejects; the kind's own check reads it.
+	hostList bool
 }
 
 var kinds = map[string]kindSchema{
@@ -33,7 +34,17 @@ var kinds = map[string]kindSchema{
 		methods:    []string{"resp", "rdb"},
 		urlSchemes: []string{"redis"},
 		fields:     []string{"databases"},
-		check:      checkRedis,
+		hostList:   true,
+	},
+	"qdrant": {
+		methods:    []string{"snapshot"},
+		urlSchemes: []string{"http", "https", "qdrant"},
+		fields:     []string{"collections", "api_key", "api_key_file", "nodes"},
+	},
+	"s3": {
+		methods:    []string{"objects"},
+		urlSchemes: []string{"s3"},
+		fields:     []string{"replica"},
 	},
 }
 
@@ -52,6 +63,10 @@ func kindSpecificFields() map[string]bool {
 func Kinds() []string { return sortedKeys(kinds) }
 
 var repoSchemes = []string{"file", "s3", "mem"}
+
+// s3Params are the query parameters of s3:// repository URLs (the
+// repository package reads them).
+var s3Params = []string{"region", "endpoint", "use_path_style", "profile"}
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
@@ -77,6 +92,13 @@ func (p *Plan) expandEnv(ps *problems) {
 	for _, name := range p.StoreNames() {
 		if s := p.Stores[name]; s != nil {
 			s.URL = Secret(expand("stores."+name+".url", s.URL.Reveal()))
+			s.APIKey = Secret(expand("stores."+name+".api_key", s.APIKey.Reveal()))
+			if s.Replica != nil {
+				s.Replica.URL = expand("stores."+name+".replica.url", s.Replica.URL)
+			}
+			for i, n := range s.Nodes {
+				s.Nodes[i] = expand(fmt.Sprintf("stores.%s.nodes[%d]", name, i), n)
+			}
 		}
 	}
 }
@@ -155,6 +177,7 @@ func (p *Plan) validateRepositories(ps *problems) {
 		}
 		r.URL = norm
 		p.Repositories[name] = r
+		p.validateObjectLock(ps, "repositories."+name, r)
 	}
 }
 
@@ -187,6 +210,13 @@ func NormalizeRepositoryURL(raw, base string) (string, error) {
 	}
 	if u.Scheme == "s3" && u.Host == "" {
 		return "", fmt.Errorf("%s URL %q has no bucket", u.Scheme, raw)
+	}
+	if u.Scheme == "s3" {
+		for k := range u.Query() {
+			if !contains(s3Params, k) {
+				return "", fmt.Errorf("unknown S3 URL parameter %q (known: %s)", k, strings.Join(s3Params, ", "))
+			}
+		}
 	}
 	return raw, nil
 }
@@ -224,9 +254,7 @@ func (p *Plan) validateStores(ps *problems) {
 			ps.add(base+".repository", "repositories: "+strings.Join(p.RepositoryNames(), ", "), "no repository named %q", s.Repository)
 		}
 		p.validateStoreURL(ps, base, s, schema)
-		if schema.check != nil {
-			schema.check(p, ps, base, s)
-		}
+		p.validateKindFields(ps, base, s)
 		if s.PasswordFile != "" {
 			if _, err := os.Stat(p.Resolve(s.PasswordFile)); err != nil {
 				ps.warn(base+".password_file", "create it (mode 0600) before the first backup", "cannot read %s", p.Resolve(s.PasswordFile))
@@ -251,14 +279,12 @@ func (p *Plan) validateStoreURL(ps *problems, base string, s *Store, schema kind
 		ps.add(base+".url", "e.g. "+schema.urlSchemes[0]+"://user@host:port/", "required")
 		return
 	}
-	// The scheme is cut out by hand: url.Parse rejects valid host lists
-	// (redis://[::1]:6379,[::1]:6380), which the kind's check examines.
 	scheme, _, ok := strings.Cut(raw, "://")
 	if !ok {
 		ps.add(base+".url", "e.g. "+schema.urlSchemes[0]+"://user@host:port/", "not a URL")
 		return
 	}
-	if schema.check == nil {
+	if !schema.hostList {
 		if _, err := url.Parse(raw); err != nil {
 			ps.add(base+".url", "check for unescaped characters in the password; better keep it in password_file", "invalid URL")
 			return

@@ -12,6 +12,7 @@ import (
 
 	"filippo.io/age"
 	"gocloud.dev/blob"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/linkapp/linkdr/internal/envelope"
 )
@@ -47,20 +48,38 @@ func (r *Repo) Backups(ctx context.Context, store string) ([]*Manifest, error) {
 			return nil, err
 		}
 	}
-	var out []*Manifest
+	type ref struct{ store, id string }
+	var refs []ref
 	for _, s := range stores {
 		ids, err := r.backupDirs(ctx, s)
 		if err != nil {
 			return nil, err
 		}
 		for _, id := range ids {
-			m, err := r.readManifest(ctx, s, id)
+			refs = append(refs, ref{s, id})
+		}
+	}
+	// Manifests are small and independent: read them concurrently, which
+	// matters on S3 where each read is a round trip.
+	found := make([]*Manifest, len(refs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, rf := range refs {
+		g.Go(func() error {
+			m, err := r.readManifest(gctx, rf.store, rf.id)
 			if isNotFound(err) {
-				continue
+				return nil // never finished: not a backup
 			}
-			if err != nil {
-				return nil, err
-			}
+			found[i] = m
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []*Manifest
+	for _, m := range found {
+		if m != nil {
 			out = append(out, m)
 		}
 	}
@@ -179,7 +198,11 @@ func (r *Repo) OpenArtifact(ctx context.Context, m *Manifest, name string, ids [
 	if err != nil {
 		return nil, err
 	}
-	br, err := r.loc.bucket.NewReader(ctx, artifactKey(m.Store, m.ID, name), nil)
+	key := artifactKey(m.Store, m.ID, name)
+	if m.InPool(name) {
+		key = poolKey(m.Store, name)
+	}
+	br, err := r.loc.bucket.NewReader(ctx, key, nil)
 	if isNotFound(err) {
 		return nil, fmt.Errorf("artifact %s of backup %s: %w: object is missing", name, m.ID, envelope.ErrIntegrity)
 	}
@@ -216,6 +239,13 @@ func (a *artifactReader) Close() error {
 // Delete removes a backup: manifest first (so it stops existing at once),
 // then its artifacts.
 func (r *Repo) Delete(ctx context.Context, m *Manifest) error {
+	if now := r.now(); locked(m, now) {
+		what := "retain_until " + m.RetainUntil.UTC().Format(time.RFC3339)
+		if m.ObjectLock != "" {
+			what = "object lock (" + m.ObjectLock + ") until " + m.RetainUntil.UTC().Format(time.RFC3339)
+		}
+		return fmt.Errorf("delete backup %s: %w: %s", m.ID, ErrRetained, what)
+	}
 	if err := r.loc.bucket.Delete(ctx, manifestKey(m.Store, m.ID)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete backup %s: %w", m.ID, err)
 	}

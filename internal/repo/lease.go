@@ -69,13 +69,24 @@ func (r *Repo) AcquireLease(ctx context.Context, name, purpose string, ttl time.
 	}
 	b, _ := json.Marshal(info)
 	if err := r.writeAll(ctx, key, b, true); err != nil {
-		if isPrecondition(err) {
-			if cur, rerr := r.readLease(ctx, name); rerr == nil {
-				return nil, lockedError(name, cur)
-			}
+		if !isPrecondition(err) {
+			return nil, fmt.Errorf("write lease %s: %w", name, err)
+		}
+		cur, rerr := r.readLease(ctx, name)
+		switch {
+		case rerr == nil:
+			return nil, lockedError(name, cur)
+		case !isNotFound(rerr):
 			return nil, fmt.Errorf("lease %s: %w (taken a moment ago)", name, ErrLocked)
 		}
-		return nil, fmt.Errorf("write lease %s: %w", name, err)
+		// The precondition failed yet there is no lease: in a versioned
+		// bucket (Object Lock implies versioning) a released lease leaves a
+		// delete marker, and some S3 servers (versitygw) treat that as an
+		// existing object for If-None-Match. Write unconditionally; the
+		// read-back below still settles a race between two writers.
+		if err := r.writeAll(ctx, key, b, false); err != nil {
+			return nil, fmt.Errorf("write lease %s: %w", name, err)
+		}
 	}
 	// Read back: if two writers removed the same stale lease, only the one
 	// whose token is there now holds it.

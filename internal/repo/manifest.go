@@ -25,12 +25,22 @@ type Manifest struct {
 	// Source: facts about the server backed up (versions, LSNs…), per kind.
 	Source json.RawMessage `json:"source,omitempty"`
 	// Stats: what integrity checks compare after a restore, per kind.
-	Stats      json.RawMessage `json:"stats,omitempty"`
-	Artifacts  []Artifact      `json:"artifacts"`
-	Encryption Encryption      `json:"encryption"`
+	Stats     json.RawMessage `json:"stats,omitempty"`
+	Artifacts []Artifact      `json:"artifacts"`
+	// Pool lists artifacts in the store's pool (pool/<store>/) that this
+	// backup uses: incremental kinds share them between backups.
+	Pool []Artifact `json:"pool,omitempty"`
+	// Plain lists unencrypted artifacts (zstd only, <name>.zst) that hold
+	// no user content, such as the fingerprints an incremental backup
+	// compares without the private key.
+	Plain      []Artifact `json:"plain,omitempty"`
+	Encryption Encryption `json:"encryption"`
 	// RetainUntil, when set and in the future, forbids deleting the backup.
 	RetainUntil *time.Time `json:"retain_until,omitempty"`
-	Tool        Tool       `json:"tool"`
+	// ObjectLock is the S3 Object Lock mode every object of the backup was
+	// written with (until RetainUntil); empty when none.
+	ObjectLock string `json:"object_lock,omitempty"`
+	Tool       Tool   `json:"tool"`
 }
 
 // Encryption says how artifacts were sealed and for whom.
@@ -52,32 +62,67 @@ type Artifact struct {
 	envelope.Sums
 }
 
-// StoredSize is the total stored size of the backup's artifacts.
+// StoredSize is the total stored size of the backup's artifacts,
+// including the pool artifacts it uses.
 func (m *Manifest) StoredSize() int64 {
 	var n int64
-	for _, a := range m.Artifacts {
+	for _, a := range m.all() {
 		n += a.StoredSize
 	}
 	return n
 }
 
-// PlainSize is the total plaintext size of the backup's artifacts.
+// PlainSize is the total plaintext size of the backup's artifacts,
+// including the pool artifacts it uses.
 func (m *Manifest) PlainSize() int64 {
 	var n int64
-	for _, a := range m.Artifacts {
+	for _, a := range m.all() {
 		n += a.PlainSize
 	}
 	return n
 }
 
-// Artifact finds an artifact by name.
+func (m *Manifest) all() []Artifact {
+	out := make([]Artifact, 0, len(m.Artifacts)+len(m.Pool)+len(m.Plain))
+	out = append(out, m.Artifacts...)
+	out = append(out, m.Pool...)
+	return append(out, m.Plain...)
+}
+
+// Artifact finds an encrypted artifact by name, in the backup's own
+// directory or in the pool.
 func (m *Manifest) Artifact(name string) (*Artifact, error) {
 	for i := range m.Artifacts {
 		if m.Artifacts[i].Name == name {
 			return &m.Artifacts[i], nil
 		}
 	}
+	for i := range m.Pool {
+		if m.Pool[i].Name == name {
+			return &m.Pool[i], nil
+		}
+	}
 	return nil, fmt.Errorf("backup %s has no artifact %q", m.ID, name)
+}
+
+// PlainArtifact finds an unencrypted artifact by name.
+func (m *Manifest) PlainArtifact(name string) (*Artifact, error) {
+	for i := range m.Plain {
+		if m.Plain[i].Name == name {
+			return &m.Plain[i], nil
+		}
+	}
+	return nil, fmt.Errorf("backup %s has no plain artifact %q", m.ID, name)
+}
+
+// InPool reports whether an artifact of the manifest lives in the pool.
+func (m *Manifest) InPool(name string) bool {
+	for _, a := range m.Pool {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Key layout, in one place (docs/format.md mirrors it).
@@ -92,3 +137,10 @@ func artifactKey(store, id, name string) string {
 
 // ArtifactSuffix marks a sealed artifact: zstd inside age.
 const ArtifactSuffix = ".zst.age"
+
+// PlainSuffix marks an unencrypted artifact: zstd only.
+const PlainSuffix = ".zst"
+
+func poolPrefix(store string) string         { return "pool/" + store + "/" }
+func poolKey(store, name string) string      { return poolPrefix(store) + name + ArtifactSuffix }
+func plainKey(store, id, name string) string { return backupPrefix(store, id) + name + PlainSuffix }

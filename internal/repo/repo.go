@@ -59,10 +59,11 @@ func tool() Tool { return Tool{Name: "linkdr", Version: Version} }
 
 // Repo is an open repository.
 type Repo struct {
-	url string
-	loc *location
-	cfg Config
-	now func() time.Time
+	url  string
+	loc  *location
+	cfg  Config
+	now  func() time.Time
+	lock *ObjectLock
 }
 
 // Open opens an existing repository. A URL with no repository behind it
@@ -80,6 +81,9 @@ func Open(ctx context.Context, url string) (*Repo, error) {
 	}
 	if err != nil {
 		loc.close()
+		if loc.s3 {
+			err = explainS3(err)
+		}
 		return nil, fmt.Errorf("open repository %s: %w", redact(url), err)
 	}
 	if err := json.Unmarshal(b, &r.cfg); err != nil {
@@ -152,9 +156,15 @@ func (r *Repo) readAll(ctx context.Context, key string) ([]byte, error) {
 
 // writeAll writes a small object durably; ifNotExist makes it conditional.
 func (r *Repo) writeAll(ctx context.Context, key string, b []byte, ifNotExist bool) error {
+	return r.writeLocked(ctx, key, b, ifNotExist, nil)
+}
+
+// writeLocked is writeAll with an Object Lock retention until the given
+// time (nil: none).
+func (r *Repo) writeLocked(ctx context.Context, key string, b []byte, ifNotExist bool, until *time.Time) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := r.loc.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/json", IfNotExist: ifNotExist})
+	w, err := r.loc.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/json", IfNotExist: ifNotExist, BeforeWrite: r.lockFunc(until)})
 	if err != nil {
 		return err
 	}

@@ -7,13 +7,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
-	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 )
 
@@ -26,6 +24,8 @@ type location struct {
 	dir string
 	// shared buckets (mem://) outlive the Repo that opened them.
 	shared bool
+	// s3 is true for s3:// repositories (Object Lock works there only).
+	s3 bool
 }
 
 var (
@@ -62,16 +62,11 @@ func openLocation(ctx context.Context, raw string, create bool) (*location, erro
 		}
 		return &location{bucket: b, dir: dir}, nil
 	case "s3":
-		prefix := strings.Trim(u.Path, "/")
-		u.Path = ""
-		b, err := (&s3blob.URLOpener{}).OpenBucketURL(ctx, u)
+		b, err := openS3(ctx, u)
 		if err != nil {
 			return nil, fmt.Errorf("open repository %s: %w", redact(raw), err)
 		}
-		if prefix != "" {
-			b = blob.PrefixedBucket(b, prefix+"/")
-		}
-		return &location{bucket: b}, nil
+		return &location{bucket: b, s3: true}, nil
 	case "mem":
 		// mem:// buckets live for the process; the same URL opens the same
 		// bucket so tests can reopen a repository.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"sync"
 	"time"
 
@@ -32,8 +33,12 @@ type BackupWriter struct {
 
 	mu        sync.Mutex
 	artifacts []Artifact
+	pool      []Artifact
+	plain     []Artifact
 	written   []string // keys, for Abort
 	done      bool
+	// lockUntil is the Object Lock retention of every object written.
+	lockUntil *time.Time
 }
 
 // WriterOptions configures a new backup.
@@ -53,11 +58,22 @@ func (r *Repo) NewBackup(opts WriterOptions) (*BackupWriter, error) {
 		return nil, err
 	}
 	now := r.now().UTC()
-	return &BackupWriter{
+	w := &BackupWriter{
 		r: r, store: opts.Store, kind: opts.Kind, method: opts.Method,
 		id: NewID(now), started: now, recipients: rc, recipText: opts.Recipients, level: opts.Level,
-	}, nil
+	}
+	if r.lock != nil {
+		// Whole seconds: S3 stores retain-until dates at that precision, and
+		// the manifest must not claim a later date than the objects carry.
+		until := now.Add(time.Duration(r.lock.Days) * 24 * time.Hour).Truncate(time.Second)
+		w.lockUntil = &until
+	}
+	return w, nil
 }
+
+// LockUntil is the Object Lock retention date of the backup's objects, or
+// nil when the repository has no Object Lock.
+func (w *BackupWriter) LockUntil() *time.Time { return w.lockUntil }
 
 // ID is the new backup's id.
 func (w *BackupWriter) ID() string { return w.id }
@@ -69,6 +85,7 @@ func (w *BackupWriter) Started() time.Time { return w.started }
 // error from any Write or from Close means the artifact is not usable.
 type ArtifactWriter struct {
 	bw     *BackupWriter
+	list   *[]Artifact // where Close records the artifact
 	art    Artifact
 	key    string
 	cancel context.CancelFunc
@@ -80,17 +97,62 @@ type ArtifactWriter struct {
 // CreateArtifact opens a new artifact for streaming. name must be unique
 // within the backup and safe as an object name.
 func (w *BackupWriter) CreateArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (*ArtifactWriter, error) {
+	return w.create(ctx, name, mediaType, meta, artifactKey(w.store, w.id, name), &w.artifacts)
+}
+
+// CreatePoolArtifact opens a new artifact in the store's pool
+// (pool/<store>/<name>.zst.age): it outlives this backup for as long as
+// any backup lists it in its manifest's pool. name must be unique in the
+// pool; prefixing it with the backup id makes it so.
+func (w *BackupWriter) CreatePoolArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (*ArtifactWriter, error) {
+	return w.create(ctx, name, mediaType, meta, poolKey(w.store, name), &w.pool)
+}
+
+// CreatePlainArtifact opens an artifact that is compressed but NOT
+// encrypted (<name>.zst in the backup's directory). Only for data that
+// holds no user content and that a later backup must read without the
+// private key, like the fingerprints incremental backups compare.
+func (w *BackupWriter) CreatePlainArtifact(ctx context.Context, name, mediaType string) (*ArtifactWriter, error) {
+	return w.create(ctx, name, mediaType, nil, plainKey(w.store, w.id, name), &w.plain)
+}
+
+// ReferencePool records that this backup uses a pool artifact that an
+// earlier backup of the same store wrote (a's sums come from that
+// backup's manifest). Retention keeps it while any backup references it.
+func (w *BackupWriter) ReferencePool(a Artifact) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return errors.New("backup already committed or aborted")
+	}
+	if w.taken(a.Name) {
+		return nil
+	}
+	w.pool = append(w.pool, a)
+	return nil
+}
+
+// taken reports whether a name is already used in the backup; w.mu held.
+func (w *BackupWriter) taken(name string) bool {
+	for _, list := range [][]Artifact{w.artifacts, w.pool, w.plain} {
+		for _, a := range list {
+			if a.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (w *BackupWriter) create(ctx context.Context, name, mediaType string, meta map[string]string, key string, list *[]Artifact) (*ArtifactWriter, error) {
 	if !artifactNameRE.MatchString(name) {
 		return nil, fmt.Errorf("invalid artifact name %q", name)
 	}
 	w.mu.Lock()
-	for _, a := range w.artifacts {
-		if a.Name == name {
-			w.mu.Unlock()
-			return nil, fmt.Errorf("artifact %q written twice", name)
-		}
+	if w.taken(name) {
+		w.mu.Unlock()
+		return nil, fmt.Errorf("artifact %q written twice", name)
 	}
-	key := artifactKey(w.store, w.id, name)
 	w.written = append(w.written, key)
 	w.mu.Unlock()
 
@@ -98,18 +160,24 @@ func (w *BackupWriter) CreateArtifact(ctx context.Context, name, mediaType strin
 	bw, err := w.r.loc.bucket.NewWriter(wctx, key, &blob.WriterOptions{
 		ContentType: "application/octet-stream",
 		BufferSize:  8 << 20, // S3 part size: fewer round trips, bounded memory
+		BeforeWrite: w.r.lockFunc(w.lockUntil),
 	})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("create artifact %s: %w", name, err)
 	}
-	s, err := envelope.Seal(bw, w.recipients, w.level)
+	var s *envelope.Sealer
+	if list == &w.plain {
+		s, err = envelope.SealPlain(bw, w.level)
+	} else {
+		s, err = envelope.Seal(bw, w.recipients, w.level)
+	}
 	if err != nil {
 		cancel()
 		bw.Close()
 		return nil, err
 	}
-	return &ArtifactWriter{bw: w, art: Artifact{Name: name, MediaType: mediaType, Meta: meta}, key: key, cancel: cancel, blob: bw, seal: s}, nil
+	return &ArtifactWriter{bw: w, list: list, art: Artifact{Name: name, MediaType: mediaType, Meta: meta}, key: key, cancel: cancel, blob: bw, seal: s}, nil
 }
 
 // Write streams plaintext into the artifact.
@@ -165,7 +233,7 @@ func (a *ArtifactWriter) Close() error {
 	}
 	a.art.Sums = a.seal.Sums()
 	a.bw.mu.Lock()
-	a.bw.artifacts = append(a.bw.artifacts, a.art)
+	*a.list = append(*a.list, a.art)
 	a.bw.mu.Unlock()
 	return nil
 }
@@ -189,19 +257,35 @@ func (w *BackupWriter) Commit(ctx context.Context, info CommitInfo) (*Manifest, 
 	if w.done {
 		return nil, errors.New("backup already committed or aborted")
 	}
-	if len(w.artifacts) == 0 {
+	if len(w.artifacts) == 0 && len(w.pool) == 0 {
 		return nil, errors.New("commit: backup has no artifacts")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err // interrupted before the manifest: the backup never existed
 	}
+	// Sorted, so the manifest does not depend on the order a kind
+	// referenced them in.
+	sort.Slice(w.pool, func(i, j int) bool { return w.pool[i].Name < w.pool[j].Name })
 	m := &Manifest{
 		Format: FormatVersion, ID: w.id, Store: w.store, Kind: w.kind, Method: w.method,
 		Started: w.started, Finished: w.r.now().UTC(), ConsistentAt: info.ConsistentAt.UTC(),
 		Artifacts:   w.artifacts,
+		Pool:        w.pool,
+		Plain:       w.plain,
 		Encryption:  Encryption{Scheme: "age", Compression: "zstd", Recipients: w.recipText},
 		RetainUntil: info.RetainUntil,
 		Tool:        tool(),
+	}
+	if m.Artifacts == nil {
+		m.Artifacts = []Artifact{}
+	}
+	if w.lockUntil != nil {
+		// The objects cannot be deleted before this anyway; saying so lets
+		// retention skip them with a reason instead of failing on them.
+		if m.RetainUntil == nil || m.RetainUntil.Before(*w.lockUntil) {
+			m.RetainUntil = w.lockUntil
+		}
+		m.ObjectLock = w.r.lock.Mode
 	}
 	var err error
 	if info.Source != nil {
@@ -215,7 +299,7 @@ func (w *BackupWriter) Commit(ctx context.Context, info CommitInfo) (*Manifest, 
 		}
 	}
 	b, _ := json.MarshalIndent(m, "", "  ")
-	if err := w.r.writeAll(ctx, manifestKey(w.store, w.id), b, true); err != nil {
+	if err := w.r.writeLocked(ctx, manifestKey(w.store, w.id), b, true, w.lockUntil); err != nil {
 		return nil, fmt.Errorf("commit backup %s: write manifest: %w", w.id, err)
 	}
 	w.done = true

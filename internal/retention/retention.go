@@ -29,6 +29,9 @@ type Item struct {
 	Time time.Time
 	// RetainUntil forbids removal before it passes (zero: no hold).
 	RetainUntil time.Time
+	// Hold names what sets RetainUntil, for the reason ("object lock
+	// (compliance)"); empty means retain_until.
+	Hold string
 }
 
 // Decision is the fate of one backup and why.
@@ -86,7 +89,13 @@ func Apply(items []Item, p Policy, now time.Time) []Decision {
 			seen[j] = k
 		}
 		if it.RetainUntil.After(now) {
-			d.Reasons = append(d.Reasons, "retain_until "+it.RetainUntil.UTC().Format(time.RFC3339))
+			hold := it.Hold
+			if hold == "" {
+				hold = "retain_until"
+			} else {
+				hold += " until"
+			}
+			d.Reasons = append(d.Reasons, hold+" "+it.RetainUntil.UTC().Format(time.RFC3339))
 		}
 		d.Keep = len(d.Reasons) > 0
 		out = append(out, d)

@@ -58,6 +58,36 @@ type BackupRequest struct {
 	Method string
 	Sink   Sink
 	Log    *slog.Logger
+	// ID is the new backup's id (pool artifact names start with it).
+	ID string
+	// Previous is the newest complete backup of the store by the same
+	// method, or nil: incremental kinds compare against it.
+	Previous *repo.Manifest
+	// History reads the plain artifacts of earlier backups; nil when the
+	// caller offers none.
+	History History
+}
+
+// IncrementalSink is a Sink that can share artifacts between backups of
+// a store (the repository's pool) and store plain artifacts. The ops
+// package's sink implements it; incremental kinds type-assert it.
+type IncrementalSink interface {
+	Sink
+	// CreatePoolArtifact writes an artifact into the store's pool; name
+	// must be unique there (start it with BackupRequest.ID).
+	CreatePoolArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (io.WriteCloser, error)
+	// ReferencePool records that the backup uses a pool artifact of an
+	// earlier backup, as listed in that backup's manifest.
+	ReferencePool(a repo.Artifact) error
+	// CreatePlainArtifact writes an unencrypted (zstd only) artifact; it
+	// must hold no user content.
+	CreatePlainArtifact(ctx context.Context, name, mediaType string) (io.WriteCloser, error)
+}
+
+// History reads what earlier backups left for later ones, without the
+// private key.
+type History interface {
+	OpenPlain(ctx context.Context, m *repo.Manifest, name string) (io.ReadCloser, error)
 }
 
 // BackupResult is what the kind knows once its artifacts are stored.
@@ -79,6 +109,8 @@ type RestoreRequest struct {
 	Target string
 	// Select restricts the restore to some parts (databases, collections…).
 	Select []string
+	// Rename restores a part under another name (collection old → new).
+	Rename map[string]string
 	// Jobs is the parallelism the kind may use (at least 1).
 	Jobs int
 	// Force allows overwriting a target that already holds data.

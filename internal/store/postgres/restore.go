@@ -141,6 +141,14 @@ func (p *Postgres) Restore(ctx context.Context, req store.RestoreRequest) (*stor
 			}
 		}
 		if err := p.runRestore(ctx, req, pgRestore, pr, exists[name] && req.Force); err != nil {
+			if !exists[name] {
+				// We created it: leave nothing half-restored behind.
+				dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				if _, derr := admin.Exec(dctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); derr != nil {
+					req.Log.Warn("could not drop the partially restored database", "database", name, "err", derr)
+				}
+				cancel()
+			}
 			return res, fmt.Errorf("restore database %s into %s: %w", pr.db.Name, pr.target, err)
 		}
 		item := store.RestoredItem{Name: pr.db.Name, Target: pr.target.String()}
@@ -232,19 +240,21 @@ func (p *Postgres) runRestore(ctx context.Context, req store.RestoreRequest, pgR
 		}
 		return nil
 	}
-	f, err := os.CreateTemp(req.TempDir, "linkdr-restore-*.dump")
+	if !clean {
+		return p.parallelRestore(ctx, req, pgRestore, pr, art)
+	}
+	// Replacing existing objects: the drops must run in dependency order
+	// across all sections, which only one pg_restore over the complete
+	// file does; spool first, then restore.
+	sp, f, err := newSpool(req.TempDir)
 	if err != nil {
 		return fmt.Errorf("spool for parallel restore: %w (hint: --jobs 1 streams without a temporary file)", err)
 	}
-	defer os.Remove(f.Name())
-	if _, err := io.Copy(f, art); err != nil {
-		f.Close()
+	defer sp.remove()
+	if err := sp.fill(f, art); err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("spool for parallel restore: %w", err)
-	}
-	args = append(args, "--jobs="+strconv.Itoa(jobs), f.Name())
+	args = append(args, "--jobs="+strconv.Itoa(jobs), sp.path)
 	cmd, tail := command(ctx, pgRestore, pr.target.toolEnv(), args...)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {

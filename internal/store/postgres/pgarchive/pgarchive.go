@@ -54,7 +54,9 @@ type Table struct {
 	Bytes int64  `json:"bytes"`
 	// Counted is false when the data could not be read (compressed dump).
 	Counted bool `json:"counted"`
-	dumpID  int
+	// DumpID is the entry's id in the archive's table of contents (as
+	// `pg_restore --list` prints it).
+	DumpID int `json:"dump_id"`
 }
 
 // Summary is what Scan learned of one archive.
@@ -270,7 +272,7 @@ func readTocEntry(rd *reader, s *Summary, byID map[int]*Table) {
 	}
 	switch desc {
 	case "TABLE DATA":
-		t := &Table{Schema: namespace, Name: tag, Columns: columnsOf(copyStmt), dumpID: id}
+		t := &Table{Schema: namespace, Name: tag, Columns: columnsOf(copyStmt), DumpID: id}
 		s.Tables = append(s.Tables, t)
 		byID[id] = t
 	case "ENCODING":
