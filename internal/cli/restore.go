@@ -40,7 +40,7 @@ After restoring, every table's row count and content checksum are compared
 with the figures recorded at backup time (--verify=false skips this); a
 difference exits 13.
 
-For Redis (method resp), --target is redis://host:port (a database may
+Redis (method resp): --target is redis://host:port (a database may
 follow: redis://host:port/5) or any node of a cluster (redis://node:6379,
 or several: redis://n1:6379,n2:6379); the password comes from the URL or
 REDISCLI_AUTH. Keys are replayed pipelined (--jobs pipelines in flight)
