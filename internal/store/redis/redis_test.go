@@ -326,9 +326,16 @@ func TestRDB(t *testing.T) {
 	for _, framing := range []string{"eof", "length"} {
 		t.Run(framing, func(t *testing.T) {
 			if framing == "length" {
-				if err := client(src, 0).ConfigSet(ctx, "repl-diskless-sync", "no").Err(); err != nil {
+				// From disk, and slowly (25k keys × 100 µs): the master sends
+				// "\n" keep-alives while it saves.
+				c := client(src, 0)
+				if err := c.ConfigSet(ctx, "repl-diskless-sync", "no").Err(); err != nil {
 					t.Fatal(err)
 				}
+				if err := c.ConfigSet(ctx, "rdb-key-save-delay", "100").Err(); err != nil {
+					t.Fatal(err)
+				}
+				defer c.ConfigSet(ctx, "rdb-key-save-delay", "0")
 			}
 			m, err := r.Backup(ctx, "cache", "rdb")
 			if err != nil {
