@@ -22,6 +22,9 @@ const (
 	ExitKey         = 12 // wrong or missing decryption key
 	ExitIntegrity   = 13 // checksum mismatch, damaged artifact, restored data differs
 	ExitInterrupted = 130
+	// ExitWALFatal: wal-fetch failed for another reason than a missing
+	// file; above 125 so PostgreSQL aborts recovery instead of ending it.
+	ExitWALFatal = 255
 )
 
 const exitStatusHelp = `EXIT STATUS
@@ -32,7 +35,9 @@ const exitStatusHelp = `EXIT STATUS
   11   locked: another writer holds the store's lease
   12   wrong or missing decryption key (age identity)
   13   integrity check failed: damaged artifact or restored data differs
-  130  interrupted (Ctrl-C / SIGTERM); nothing partial was left visible`
+  130  interrupted (Ctrl-C / SIGTERM); nothing partial was left visible
+  255  wal-fetch only: any failure other than "not in the archive" (exit 1),
+       so that PostgreSQL stops recovery rather than promote too early`
 
 // usageError marks bad flags or arguments.
 type usageError struct{ msg string }
@@ -45,9 +50,15 @@ func usagef(msg string) error { return usageError{msg: msg} }
 // true when a signal cancelled the run.
 func exitCode(err error, interrupted bool) int {
 	var ue usageError
+	var wf walFatal
+	var wm walMissing
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &wm):
+		return ExitFailure
+	case errors.As(err, &wf):
+		return ExitWALFatal
 	case interrupted || errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.As(err, &ue), errors.Is(err, plan.ErrInvalid), errors.Is(err, ops.ErrUnknownStore), errors.Is(err, store.ErrTargetNotEmpty):
@@ -58,7 +69,7 @@ func exitCode(err error, interrupted bool) int {
 		return ExitLocked
 	case errors.Is(err, envelope.ErrWrongKey):
 		return ExitKey
-	case errors.Is(err, envelope.ErrIntegrity), errors.Is(err, store.ErrMismatch):
+	case errors.Is(err, envelope.ErrIntegrity), errors.Is(err, store.ErrMismatch), errors.Is(err, ops.ErrWALGap), errors.Is(err, store.ErrIncomplete):
 		return ExitIntegrity
 	default:
 		return ExitFailure

@@ -158,6 +158,12 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		newRestoreCmd(g),
 		newRetentionCmd(g),
 		newStatusCmd(g),
+		newWALPushCmd(g),
+		newWALFetchCmd(g),
+		newWALPrefetchCmd(g),
+		newWALCmd(g),
+		newWALReceiveCmd(g),
+		newPGCmd(g),
 		newS3Cmd(g),
 	)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")

@@ -17,6 +17,18 @@ type restoreOptions struct {
 	ops.RestoreOptions
 	dryRun bool
 	yes    bool
+
+	// Point-in-time restore of physical backups.
+	toTime, toLSN, toName string
+	latest                bool
+	targetDir             string
+	port                  int
+	start                 bool
+	archive               bool
+}
+
+func (o *restoreOptions) pitr() bool {
+	return o.toTime != "" || o.toLSN != "" || o.toName != "" || o.latest || o.targetDir != "" || o.start || o.port != 0 || o.archive
 }
 
 func newRestoreCmd(g *globals) *cobra.Command {
@@ -91,6 +103,14 @@ shows what would be restored where, and changes nothing.`,
 	f.StringVar(&o.TempDir, "temp-dir", os.TempDir(), "where --jobs > 1 spools the dump")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be restored, change nothing")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
+	f.StringVar(&o.toTime, "to-time", "", `point-in-time: replay to this time ("2026-11-26 12:00:00 UTC", RFC 3339)`)
+	f.StringVar(&o.toLSN, "to-lsn", "", "point-in-time: replay to this WAL position (16/B374D848)")
+	f.StringVar(&o.toName, "to-name", "", "point-in-time: replay to this restore point (pg_create_restore_point)")
+	f.BoolVar(&o.latest, "latest", false, "point-in-time: replay all archived WAL")
+	f.StringVar(&o.targetDir, "target-dir", "", "point-in-time: new data directory to restore into")
+	f.IntVar(&o.port, "port", 0, "point-in-time: port of the restored server (needed with --start)")
+	f.BoolVar(&o.start, "start", false, "point-in-time: start the server and wait until it reached the target")
+	f.BoolVar(&o.archive, "archive", false, "point-in-time: keep the backup's archive settings in the restored server")
 	return cmd
 }
 
@@ -107,11 +127,17 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, storeName str
 	if err != nil {
 		return err
 	}
+	if o.pitr() {
+		return runRestorePITR(cmd, g, r, o, storeName)
+	}
 	rp, m, err := r.ResolveBackup(ctx, storeName, o.RestoreOptions)
 	if err != nil {
 		return err
 	}
 	rp.Close()
+	if m.Method == "physical" {
+		return usagef(fmt.Sprintf("backup %s of %s is physical: restore it to a point in time with --target-dir DIR and one of --to-time, --to-lsn, --to-name or --latest (see 'linkdr restore --help')", m.ID, storeName))
+	}
 	target := o.Target
 	if target == "" {
 		target = cfg.URL.String() + " (the store itself)"

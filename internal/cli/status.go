@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,11 @@ the newest restorable backup, its age (the RPO exposure: how much data an
 outage now would lose), the RPO objective, and a state: OK, AT RISK (over
 80% of the objective), BREACHED (over the objective, or never backed up) or
 UNKNOWN (repository unreadable).
+
+For a PostgreSQL store with continuous WAL (wal: in the plan) and a physical
+backup to replay it on, the exposure is the age of the newest archived WAL
+file (marked "(wal)"), not of the newest backup: that is what a
+point-in-time restore can reach.
 
 The exit status is 0 when every store is OK or AT RISK, 1 when any is
 BREACHED, and the repository's error status (10 when missing) when one
@@ -39,14 +45,21 @@ cannot be read — so status works as a cron or monitoring check.`,
 				}
 				return statusError(st)
 			}
-			t := newTable(g.stdout, "STORE", "KIND", "LATEST BACKUP", "CONSISTENT AT", "EXPOSURE", "RPO", "STATE", "BACKUPS", "STORED")
+			t := newTable(g.stdout, "STORE", "KIND", "LATEST BACKUP", "CONSISTENT AT", "EXPOSURE", "RPO", "STATE", "BACKUPS", "STORED", "LAST WAL")
 			for _, s := range st {
 				latest, exposure := "-", "-"
 				if s.LatestID != "" {
 					latest = s.LatestID + " (" + s.LatestMethod + ")"
 					exposure = age(s.Exposure)
 				}
-				t.row(s.Store, s.Kind, latest, stamp(s.ConsistentAt), exposure, age(s.RPO), s.State, s.Backups, sizeOf(s.StoredBytes))
+				lastWAL := "-"
+				if s.LastWAL != "" {
+					lastWAL = s.LastWAL + " (" + age(time.Since(s.LastWALAt)) + " ago)"
+				}
+				if s.ExposureFrom == "wal" {
+					exposure += " (wal)"
+				}
+				t.row(s.Store, s.Kind, latest, stamp(s.ConsistentAt), exposure, age(s.RPO), s.State, s.Backups, sizeOf(s.StoredBytes), lastWAL)
 			}
 			t.flush()
 			for _, s := range st {

@@ -75,6 +75,40 @@ type Sealer struct {
 	aw     io.WriteCloser
 	closed bool
 	sums   Sums
+
+	// For SealCompressed: the input is already zstd; a goroutine decodes
+	// a copy only to hash the plaintext.
+	pw      *io.PipeWriter
+	decoded chan error
+}
+
+// SealCompressed returns a Sealer whose input is already a zstd stream
+// (standard frames, e.g. from a server that compresses its own output):
+// it is encrypted as it is, so the stored object has exactly the format
+// Seal writes, and decoded on the side only to hash and count the
+// plaintext. A stream that does not decode fails Close.
+func SealCompressed(dst io.Writer, recipients []age.Recipient) (*Sealer, error) {
+	if len(recipients) == 0 {
+		return nil, errors.New("seal: no age recipients: set encryption.recipients in the plan")
+	}
+	s := &Sealer{plain: newCountingHash(), stored: newCountingHash(), decoded: make(chan error, 1)}
+	aw, err := age.Encrypt(io.MultiWriter(dst, s.stored), recipients...)
+	if err != nil {
+		return nil, fmt.Errorf("seal: age: %w", err)
+	}
+	s.aw = aw
+	pr, pw := io.Pipe()
+	s.pw = pw
+	go func() {
+		dec, err := zstd.NewReader(pr, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(1<<30))
+		if err == nil {
+			_, err = io.Copy(s.plain, dec)
+			dec.Close()
+		}
+		pr.CloseWithError(err) // unblock the writer if decoding failed early
+		s.decoded <- err
+	}()
+	return s, nil
 }
 
 // Seal returns a Sealer that writes the sealed form of its input to dst.
@@ -98,6 +132,15 @@ func Seal(dst io.Writer, recipients []age.Recipient, level Level) (*Sealer, erro
 
 // Write hashes p and hands it to the compressor.
 func (s *Sealer) Write(p []byte) (int, error) {
+	if s.pw != nil {
+		if _, err := s.aw.Write(p); err != nil {
+			return 0, err
+		}
+		if _, err := s.pw.Write(p); err != nil {
+			return 0, fmt.Errorf("seal: input is not valid zstd: %w", err)
+		}
+		return len(p), nil
+	}
 	s.plain.Write(p)
 	return s.zw.Write(p)
 }
@@ -114,7 +157,13 @@ func (s *Sealer) Close() error {
 		return nil
 	}
 	s.closed = true
-	if err := s.zw.Close(); err != nil {
+	if s.pw != nil {
+		s.pw.Close()
+		if err := <-s.decoded; err != nil {
+			s.aw.Close()
+			return fmt.Errorf("seal: input is not valid zstd: %w", err)
+		}
+	} else if err := s.zw.Close(); err != nil {
 		s.aw.Close()
 		return fmt.Errorf("seal: zstd: %w", err)
 	}

@@ -99,6 +99,14 @@ func (s *sink) CreateArtifact(ctx context.Context, name, mediaType string, meta 
 	return &progressArtifact{ArtifactWriter: aw, p: s.r.progress(s.store+": "+name, -1)}, nil
 }
 
+func (s *sink) CreateCompressedArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (io.WriteCloser, error) {
+	aw, err := s.w.CreateCompressedArtifact(ctx, name, mediaType, meta)
+	if err != nil {
+		return nil, err
+	}
+	return &progressArtifact{ArtifactWriter: aw, p: s.r.progress(s.store+": "+name+" (compressed)", -1)}, nil
+}
+
 type progressArtifact struct {
 	*repo.ArtifactWriter
 	p Progress

@@ -86,9 +86,10 @@ func (r *Runner) Restore(ctx context.Context, storeName string, opts RestoreOpti
 
 // source adapts the repository to store.Source, adding progress.
 type source struct {
-	r  *Runner
-	rp *repo.Repo
-	m  *repo.Manifest
+	r     *Runner
+	rp    *repo.Repo
+	m     *repo.Manifest
+	label string // progress prefix
 }
 
 func (s *source) OpenArtifact(ctx context.Context, name string) (io.ReadCloser, error) {
@@ -101,7 +102,7 @@ func (s *source) OpenArtifact(ctx context.Context, name string) (io.ReadCloser, 
 		return nil, err
 	}
 	a, _ := s.m.Artifact(name)
-	p := s.r.progress(fmt.Sprintf("%s: %s", s.m.Store, name), a.PlainSize)
+	p := s.r.progress(fmt.Sprintf("%s%s: %s", s.label, s.m.Store, name), a.PlainSize)
 	return &progressReader{ReadCloser: rc, p: p}, nil
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/linkapp/linkdr/internal/repo"
 	"github.com/linkapp/linkdr/internal/retention"
+	"github.com/linkapp/linkdr/internal/store/postgres/wal"
+	"github.com/linkapp/linkdr/internal/store/postgres/walarchive"
 )
 
 // IncompleteGrace is how old the leftovers of an interrupted backup must be
@@ -79,6 +81,7 @@ func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, po
 	}
 	sort.Strings(methods)
 	var out []SeriesReport
+	kept := map[string]bool{}
 	gone := map[string]bool{}
 	for _, method := range methods {
 		ms := byMethod[method]
@@ -100,6 +103,7 @@ func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, po
 		for _, d := range rep.Decisions {
 			if d.Keep {
 				rep.Kept++
+				kept[d.ID] = true
 				continue
 			}
 			rep.Removed++
@@ -110,6 +114,13 @@ func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, po
 			if err := rp.Delete(ctx, byID[d.ID]); err != nil {
 				rep.Errors = append(rep.Errors, err.Error())
 			}
+		}
+		out = append(out, rep)
+	}
+	if cfg := r.Plan.Stores[name]; cfg != nil && cfg.Kind == "postgres" && cfg.WAL != nil {
+		rep, err := r.retainWAL(ctx, rp, name, kept, dryRun)
+		if err != nil {
+			return out, err
 		}
 		out = append(out, rep)
 	}
@@ -148,6 +159,50 @@ func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, po
 		}
 	}
 	return append(out, rep), nil
+}
+
+// retainWAL removes the WAL no kept physical backup needs: every segment
+// before the start segment of the oldest kept one (history files stay;
+// they are tiny and name the timelines). With no physical backup kept,
+// nothing is removed: the WAL may be all that is left.
+func (r *Runner) retainWAL(ctx context.Context, rp *repo.Repo, store string, kept map[string]bool, dryRun bool) (SeriesReport, error) {
+	rep := SeriesReport{Store: store, Method: "(wal)"}
+	backups, err := physicalBackups(ctx, rp, store)
+	if err != nil {
+		return rep, err
+	}
+	var oldest *physicalBackup
+	for i := range backups {
+		if kept[backups[i].m.ID] {
+			oldest = &backups[i]
+			break
+		}
+	}
+	a := walarchive.New(rp, store, nil, 0)
+	entries, err := a.List(ctx)
+	if err != nil {
+		return rep, err
+	}
+	if oldest == nil {
+		rep.Kept = len(entries)
+		return rep, nil
+	}
+	segSize := oldest.src.WALSegmentSize
+	first := wal.SegNoOf(oldest.src.StartLSN, segSize)
+	for _, e := range entries {
+		if e.Name.Kind == wal.History || e.Name.SegNo(segSize) >= first {
+			rep.Kept++
+			continue
+		}
+		rep.Removed++
+		if dryRun {
+			continue
+		}
+		if err := a.Delete(ctx, e.Name); err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}
+	return rep, nil
 }
 
 // prunePool removes pool artifacts no kept backup references, holding the

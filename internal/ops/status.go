@@ -5,7 +5,32 @@ import (
 	"time"
 
 	"github.com/linkapp/linkdr/internal/repo"
+	"github.com/linkapp/linkdr/internal/store/postgres/wal"
+	"github.com/linkapp/linkdr/internal/store/postgres/walarchive"
 )
+
+// walStatus finds the newest archived WAL file of a store and when it was
+// archived. Only the listing and one sidecar are read.
+func (r *Runner) walStatus(ctx context.Context, rp *repo.Repo, store string, st *StoreStatus) error {
+	a := walarchive.New(rp, store, nil, 0)
+	entries, err := a.List(ctx)
+	if err != nil {
+		return err
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		if !e.Archived || (e.Name.Kind != wal.Segment && e.Name.Kind != wal.Partial) {
+			continue
+		}
+		in, err := a.Stat(ctx, e.Name)
+		if err != nil {
+			return err
+		}
+		st.LastWAL, st.LastWALAt = in.Name, in.Archived
+		return nil
+	}
+	return nil
+}
 
 // RPO states of a store, by exposure against its objective.
 const (
@@ -35,7 +60,14 @@ type StoreStatus struct {
 	RPO         time.Duration `json:"rpo_ns"`
 	State       string        `json:"state"`
 	StoredBytes int64         `json:"stored_bytes"`
-	Error       string        `json:"error,omitempty"`
+	// LastWAL and LastWALAt are the newest WAL file archived for a
+	// postgres store with continuous WAL; with a physical backup to replay
+	// it on, exposure is measured from it, not from the newest backup.
+	LastWAL   string    `json:"last_wal,omitempty"`
+	LastWALAt time.Time `json:"last_wal_at,omitzero"`
+	// ExposureFrom says what exposure is measured from: backup or wal.
+	ExposureFrom string `json:"exposure_from,omitempty"`
+	Error        string `json:"error,omitempty"`
 	// Err is Error as an error, for callers that classify it.
 	Err error `json:"-"`
 }
@@ -89,8 +121,10 @@ func (r *Runner) Status(ctx context.Context) ([]StoreStatus, error) {
 			continue
 		}
 		st.Backups = len(all)
+		physical := false
 		pool := map[string]bool{}
 		for _, m := range all {
+			physical = physical || m.Method == "physical"
 			// Pool artifacts are shared between backups: count each once.
 			for _, a := range m.Pool {
 				if !pool[a.Name] {
@@ -106,7 +140,18 @@ func (r *Runner) Status(ctx context.Context) ([]StoreStatus, error) {
 			}
 		}
 		if len(all) > 0 {
-			st.Exposure = now.Sub(st.ConsistentAt)
+			st.Exposure, st.ExposureFrom = now.Sub(st.ConsistentAt), "backup"
+		}
+		if cfg.Kind == "postgres" && cfg.WAL != nil {
+			if err := r.walStatus(ctx, rp, cfg.Name, &st); err != nil {
+				st.State, st.Error, st.Err = StateUnknown, err.Error(), err
+				out = append(out, st)
+				continue
+			}
+			// WAL is only restorable on top of a physical backup.
+			if physical && st.LastWALAt.After(st.ConsistentAt) {
+				st.Exposure, st.ExposureFrom = now.Sub(st.LastWALAt), "wal"
+			}
 		}
 		st.State = State(st.Exposure, st.RPO, len(all) > 0)
 		out = append(out, st)

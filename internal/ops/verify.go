@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/linkapp/linkdr/internal/repo"
+	"github.com/linkapp/linkdr/internal/store"
 )
 
 // VerifyResult is what verifying one backup found.
@@ -44,6 +45,15 @@ func (r *Runner) verify(ctx context.Context, rp *repo.Repo, m *repo.Manifest) er
 	// The kind's check needs the store's config only for tool paths; a
 	// backup of a store no longer in the plan is still checked byte-wise.
 	st, _, _ := r.Store(m.Store)
+	if bv, ok := st.(store.BackupVerifier); ok {
+		handled, err := bv.VerifyBackup(ctx, store.VerifyRequest{
+			Manifest: m, Source: &source{r: r, rp: rp, m: m, label: "verify "}, Repo: rp, Identities: ids,
+			Log: r.log().With("store", m.Store, "backup", m.ID),
+		})
+		if handled {
+			return err
+		}
+	}
 	for i := range m.Plain {
 		a := &m.Plain[i]
 		rc, err := rp.OpenPlain(ctx, m, a.Name)

@@ -1,6 +1,15 @@
 package plan
 
-import "time"
+import (
+	"strings"
+	"time"
+)
+
+// Stream-mode and wal-fetch defaults.
+const (
+	DefaultPartialInterval = 2 * time.Second
+	DefaultPrefetch        = 8
+)
 
 // Default returns the plan every file is decoded onto. These are the only
 // defaults linkdr has; docs and `linkdr init` refer to them.
@@ -38,6 +47,18 @@ func applyStoreDefaults(p *Plan) {
 		s.Name = name
 		if s.Repository == "" {
 			s.Repository = DefaultRepository
+		}
+		if w := s.WAL; w != nil {
+			if w.Slot == "" {
+				w.Slot = "linkdr_" + strings.ReplaceAll(name, "-", "_")
+			}
+			if w.PartialInterval == 0 {
+				w.PartialInterval = Duration(DefaultPartialInterval)
+			}
+			if w.Prefetch == nil {
+				n := DefaultPrefetch
+				w.Prefetch = &n
+			}
 		}
 	}
 }

@@ -88,7 +88,9 @@ func (d Duration) String() string {
 		return fmt.Sprintf("%dd", t/day)
 	}
 	s := t.String()
-	s = strings.TrimSuffix(s, "0s")
+	if strings.HasSuffix(s, "m0s") { // but not "10s"
+		s = strings.TrimSuffix(s, "0s")
+	}
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")
 	}

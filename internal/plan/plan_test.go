@@ -148,7 +148,10 @@ func TestDuration(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	for _, s := range []string{"4h", "90m", "7y", "35d", "2w", "1h30m", "5s", "1y2d3h"} {
+	for _, s := range []string{"4h", "90m", "7y", "35d", "2w", "1h30m", "5s", "10s", "1m30s", "1y2d3h"} {
+		if d, _ := ParseDuration(s); d.String() != s && (s == "10s" || s == "1m30s" || s == "5s") {
+			t.Errorf("%s prints as %s", s, d)
+		}
 		d, _ := ParseDuration(s)
 		back, err := ParseDuration(d.String())
 		if err != nil || back != d {

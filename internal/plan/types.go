@@ -87,6 +87,9 @@ type Store struct {
 	// postgres: directory with pg_dump/pg_restore. Default: the binaries
 	// matching the server's major version, found on this machine.
 	PGBinDir string `yaml:"pg_bin_dir"`
+	// postgres: continuous WAL archiving for point-in-time recovery. Nil
+	// means none: only the scheduled backups protect the store.
+	WAL *WAL `yaml:"wal"`
 
 	// qdrant: collections to snapshot; empty means every collection.
 	Collections []string `yaml:"collections"`
@@ -107,10 +110,35 @@ type Store struct {
 	Name string `yaml:"-"`
 }
 
+// WAL is how a PostgreSQL store's write-ahead log reaches the repository
+// between base backups (method physical).
+type WAL struct {
+	// Mode is archive (the server's archive_command runs `linkdr wal-push
+	// %p` once per completed segment) or stream (`linkdr wal-receive`
+	// streams WAL over a replication slot and uploads the current segment
+	// every PartialInterval).
+	Mode string `yaml:"mode"`
+	// Slot is the physical replication slot of stream mode. Default
+	// linkdr_<store> with dashes as underscores.
+	Slot string `yaml:"slot"`
+	// PartialInterval is how often stream mode uploads the segment being
+	// written. Default 2s; it bounds the RPO of stream mode.
+	PartialInterval Duration `yaml:"partial_interval"`
+	// Prefetch is how many segments `linkdr wal-fetch` downloads ahead of
+	// recovery. Default 8; 0 turns it off.
+	Prefetch *int `yaml:"prefetch"`
+}
+
+// WAL modes.
+const (
+	WALArchive = "archive"
+	WALStream  = "stream"
+)
+
 // BackupSpec is one backup method of a store and when it runs.
 type BackupSpec struct {
-	// Method depends on the kind: postgres has logical, redis resp and
-	// rdb, qdrant snapshot, s3 objects.
+	// Method depends on the kind: postgres has logical and physical, redis
+	// resp and rdb, qdrant snapshot, s3 objects.
 	Method string `yaml:"method"`
 	// Schedule in cron syntax (5 fields, or @hourly, @daily, @every 15m).
 	Schedule Cron `yaml:"schedule"`

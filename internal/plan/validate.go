@@ -26,9 +26,9 @@ type kindSchema struct {
 
 var kinds = map[string]kindSchema{
 	"postgres": {
-		methods:    []string{"logical"},
+		methods:    []string{"logical", "physical"},
 		urlSchemes: []string{"postgres", "postgresql"},
-		fields:     []string{"databases", "pg_bin_dir"},
+		fields:     []string{"databases", "pg_bin_dir", "wal"},
 	},
 	"redis": {
 		methods:    []string{"resp", "rdb"},
@@ -269,6 +269,9 @@ func (p *Plan) validateStores(ps *problems) {
 				ps.add(bp+".method", "methods for "+s.Kind+": "+strings.Join(schema.methods, ", "), "unknown method %q", b.Method)
 			}
 		}
+		if s.WAL != nil && s.Kind == "postgres" {
+			p.validateWAL(ps, base, s)
+		}
 		p.validateRPO(ps, base, s)
 	}
 }
@@ -299,8 +302,18 @@ func (p *Plan) validateStoreURL(ps *problems, base string, s *Store, schema kind
 // store's RPO: longer is an error (the objective cannot be met), equal or
 // close is a warning (a backup takes time too, so data written right after
 // one is exposed for the interval plus the next backup's duration).
+//
+// A store with continuous WAL (archive or stream) next to a scheduled
+// physical backup is protected up to its last archived WAL, not its last
+// backup: the backup schedule then bounds restore time, not data loss.
 func (p *Plan) validateRPO(ps *problems, base string, s *Store) {
 	rpo := p.StoreRPO(s).D()
+	if s.WAL != nil && hasScheduledMethod(s, "physical") {
+		if s.WAL.Mode == WALStream && s.WAL.PartialInterval.D() >= rpo {
+			ps.add(base+".wal.partial_interval", fmt.Sprintf("upload more often than every %s", Duration(rpo)), "RPO %s cannot be met: stream mode uploads the current segment every %s", Duration(rpo), s.WAL.PartialInterval)
+		}
+		return
+	}
 	var best time.Duration
 	bestSpec := ""
 	for i, b := range s.Backups {
@@ -359,3 +372,42 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func hasScheduledMethod(s *Store, method string) bool {
+	for _, b := range s.Backups {
+		if b.Method == method && !b.Schedule.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Plan) validateWAL(ps *problems, base string, s *Store) {
+	w := s.WAL
+	path := base + ".wal"
+	switch w.Mode {
+	case WALArchive, WALStream:
+	case "":
+		ps.add(path+".mode", "archive (archive_command = 'linkdr wal-push %p') or stream (linkdr wal-receive)", "required")
+	default:
+		ps.add(path+".mode", "archive (archive_command = 'linkdr wal-push %p') or stream (linkdr wal-receive)", "unknown mode %q", w.Mode)
+	}
+	physical := false
+	for _, b := range s.Backups {
+		physical = physical || b.Method == "physical"
+	}
+	if !physical {
+		ps.add(path, `add {method: physical, schedule: "@daily"} to backups`, "WAL is replayed on top of a physical base backup, but the store has no physical backup method")
+	}
+	if !slotRE.MatchString(w.Slot) {
+		ps.add(path+".slot", "lowercase letters, digits and underscores, at most 63", "invalid replication slot name %q", w.Slot)
+	}
+	if d := w.PartialInterval.D(); d < 100*time.Millisecond || d > time.Hour {
+		ps.add(path+".partial_interval", "e.g. 2s", "must be between 100ms and 1h, got %s", w.PartialInterval)
+	}
+	if *w.Prefetch < 0 || *w.Prefetch > 64 {
+		ps.add(path+".prefetch", "0 turns prefetch off; 8 suits most links", "must be between 0 and 64, got %d", *w.Prefetch)
+	}
+}
+
+var slotRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)

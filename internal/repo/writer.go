@@ -97,7 +97,14 @@ type ArtifactWriter struct {
 // CreateArtifact opens a new artifact for streaming. name must be unique
 // within the backup and safe as an object name.
 func (w *BackupWriter) CreateArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (*ArtifactWriter, error) {
-	return w.create(ctx, name, mediaType, meta, artifactKey(w.store, w.id, name), &w.artifacts)
+	return w.create(ctx, name, mediaType, meta, artifactKey(w.store, w.id, name), &w.artifacts, false)
+}
+
+// CreateCompressedArtifact is CreateArtifact for input that is already a
+// zstd stream of the plaintext: it is stored encrypted as it is (the
+// object has the same format), and its sums describe the plaintext.
+func (w *BackupWriter) CreateCompressedArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (*ArtifactWriter, error) {
+	return w.create(ctx, name, mediaType, meta, artifactKey(w.store, w.id, name), &w.artifacts, true)
 }
 
 // CreatePoolArtifact opens a new artifact in the store's pool
@@ -105,7 +112,7 @@ func (w *BackupWriter) CreateArtifact(ctx context.Context, name, mediaType strin
 // any backup lists it in its manifest's pool. name must be unique in the
 // pool; prefixing it with the backup id makes it so.
 func (w *BackupWriter) CreatePoolArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (*ArtifactWriter, error) {
-	return w.create(ctx, name, mediaType, meta, poolKey(w.store, name), &w.pool)
+	return w.create(ctx, name, mediaType, meta, poolKey(w.store, name), &w.pool, false)
 }
 
 // CreatePlainArtifact opens an artifact that is compressed but NOT
@@ -113,7 +120,7 @@ func (w *BackupWriter) CreatePoolArtifact(ctx context.Context, name, mediaType s
 // holds no user content and that a later backup must read without the
 // private key, like the fingerprints incremental backups compare.
 func (w *BackupWriter) CreatePlainArtifact(ctx context.Context, name, mediaType string) (*ArtifactWriter, error) {
-	return w.create(ctx, name, mediaType, nil, plainKey(w.store, w.id, name), &w.plain)
+	return w.create(ctx, name, mediaType, nil, plainKey(w.store, w.id, name), &w.plain, false)
 }
 
 // ReferencePool records that this backup uses a pool artifact that an
@@ -144,7 +151,7 @@ func (w *BackupWriter) taken(name string) bool {
 	return false
 }
 
-func (w *BackupWriter) create(ctx context.Context, name, mediaType string, meta map[string]string, key string, list *[]Artifact) (*ArtifactWriter, error) {
+func (w *BackupWriter) create(ctx context.Context, name, mediaType string, meta map[string]string, key string, list *[]Artifact, compressed bool) (*ArtifactWriter, error) {
 	if !artifactNameRE.MatchString(name) {
 		return nil, fmt.Errorf("invalid artifact name %q", name)
 	}
@@ -167,9 +174,12 @@ func (w *BackupWriter) create(ctx context.Context, name, mediaType string, meta 
 		return nil, fmt.Errorf("create artifact %s: %w", name, err)
 	}
 	var s *envelope.Sealer
-	if list == &w.plain {
+	switch {
+	case compressed:
+		s, err = envelope.SealCompressed(bw, w.recipients)
+	case list == &w.plain:
 		s, err = envelope.SealPlain(bw, w.level)
-	} else {
+	default:
 		s, err = envelope.Seal(bw, w.recipients, w.level)
 	}
 	if err != nil {

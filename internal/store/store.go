@@ -12,8 +12,11 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/linkapp/linkdr/internal/plan"
 	"github.com/linkapp/linkdr/internal/repo"
@@ -45,6 +48,15 @@ type Store interface {
 // closed before Backup returns; an error from Close fails the backup.
 type Sink interface {
 	CreateArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (io.WriteCloser, error)
+}
+
+// CompressedSink is a Sink that also takes streams that are already zstd
+// (standard frames) of the artifact's plaintext, e.g. compressed by the
+// server being backed up: they are encrypted as they are and decoded only
+// to hash the plaintext. The stored artifact is the same as CreateArtifact
+// would write.
+type CompressedSink interface {
+	CreateCompressedArtifact(ctx context.Context, name, mediaType string, meta map[string]string) (io.WriteCloser, error)
 }
 
 // Source reads a backup's artifacts. Reading one to the end proves its
@@ -138,6 +150,104 @@ type RestoredItem struct {
 	// Checked says what verification compared, e.g. "12 tables: rows and checksums".
 	Checked string `json:"checked,omitempty"`
 }
+
+// VerifyRequest asks a kind to check one backup as a whole.
+type VerifyRequest struct {
+	Manifest *repo.Manifest
+	Source   Source
+	// Repo gives access to what lives beside the backup (a WAL archive).
+	Repo       *repo.Repo
+	Identities []age.Identity
+	Log        *slog.Logger
+}
+
+// BackupVerifier is implemented by kinds that check some backups as a
+// whole rather than artifact by artifact (files against a manifest inside
+// the backup, logs outside it). handled=false means "not this backup":
+// the caller falls back to VerifyArtifact.
+type BackupVerifier interface {
+	VerifyBackup(ctx context.Context, req VerifyRequest) (handled bool, err error)
+}
+
+// RecoveryTarget is how far a point-in-time restore replays. Exactly one
+// of Time, LSN, Name or Latest is set.
+type RecoveryTarget struct {
+	Time   time.Time `json:"time,omitzero"`
+	LSN    string    `json:"lsn,omitempty"`
+	Name   string    `json:"name,omitempty"`
+	Latest bool      `json:"latest,omitempty"`
+}
+
+// String describes the target for messages.
+func (t RecoveryTarget) String() string {
+	switch {
+	case !t.Time.IsZero():
+		return "time " + t.Time.UTC().Format(time.RFC3339Nano)
+	case t.LSN != "":
+		return "LSN " + t.LSN
+	case t.Name != "":
+		return "restore point " + strconv.Quote(t.Name)
+	}
+	return "the end of the archived log"
+}
+
+// PITRRequest asks for a point-in-time restore into a new data directory.
+type PITRRequest struct {
+	Store string
+	// Backups are the store's complete backups, oldest first; Backup, if
+	// set, is the one to use (else the kind picks the newest usable one).
+	Backups []*repo.Manifest
+	Backup  string
+	Repo    *repo.Repo
+	// Open reads the artifacts of the chosen backup.
+	Open       func(m *repo.Manifest) Source
+	Identities []age.Identity
+	Target     RecoveryTarget
+	TargetDir  string
+	// Port for the restored server (0: keep the backup's).
+	Port int
+	// Start the server and wait until recovery reaches the target.
+	Start bool
+	Force bool
+	// DryRun chooses and checks everything and writes nothing.
+	DryRun bool
+	// Archive keeps the backup's archive settings in the restored server;
+	// otherwise archive_mode is turned off so a scratch copy never writes
+	// into the production WAL archive.
+	Archive bool
+	// RestoreCommand is the restore_command the restored server runs
+	// (linkdr wal-fetch …), with %f and %p.
+	RestoreCommand string
+	Log            *slog.Logger
+}
+
+// PITRResult reports a point-in-time restore (or its dry run).
+type PITRResult struct {
+	Store        string         `json:"store"`
+	Backup       string         `json:"backup"`
+	ConsistentAt time.Time      `json:"backup_consistent_at"`
+	Target       RecoveryTarget `json:"target"`
+	TargetDir    string         `json:"target_dir"`
+	// WAL is the kind's account of the log it replays (first/last
+	// segment, missing ones).
+	WAL      any  `json:"wal"`
+	Complete bool `json:"complete"`
+	DryRun   bool `json:"dry_run"`
+	Started  bool `json:"started"`
+	// Reached is where recovery stopped, once started.
+	Reached any `json:"reached,omitempty"`
+	// Warnings are things the operator should know before relying on the result.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// PointInTimeRestorer is implemented by kinds that restore to a point in
+// time from a base backup and a log archive.
+type PointInTimeRestorer interface {
+	RestorePITR(ctx context.Context, req PITRRequest) (*PITRResult, error)
+}
+
+// ErrIncomplete: the log needed to reach the target is not all archived.
+var ErrIncomplete = errors.New("the archived log does not reach the target")
 
 // Env is what a kind gets from the plan besides its own entry.
 type Env struct {

@@ -13,10 +13,15 @@ import (
 	"github.com/linkapp/linkdr/internal/store/postgres/pgarchive"
 )
 
-// Backup runs the logical method: one pg_dump per database.
+// Backup runs the logical method (one pg_dump per database) or the
+// physical one (a base backup over the replication protocol).
 func (p *Postgres) Backup(ctx context.Context, req store.BackupRequest) (*store.BackupResult, error) {
-	if req.Method != "logical" {
-		return nil, fmt.Errorf("postgres: method %q is not supported (supported: logical)", req.Method)
+	switch req.Method {
+	case "logical":
+	case "physical":
+		return p.physicalBackup(ctx, req)
+	default:
+		return nil, fmt.Errorf("postgres: method %q is not supported (supported: logical, physical)", req.Method)
 	}
 	c, err := p.ep.connect(ctx)
 	if err != nil {

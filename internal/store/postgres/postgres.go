@@ -27,6 +27,10 @@ type Postgres struct {
 	databases []string
 	binDir    string
 	log       *slog.Logger
+	// level is the plan's compression level; serverZstd lets physical
+	// backups ask the server to compress (see physicalBackup).
+	level      int
+	serverZstd bool
 }
 
 var _ store.Store = (*Postgres)(nil)
@@ -47,7 +51,12 @@ func New(cfg *plan.Store, env store.Env) (store.Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Postgres{name: cfg.Name, ep: ep, databases: cfg.Databases, binDir: cfg.PGBinDir, log: log.With("store", cfg.Name)}, nil
+	level := 2
+	if env.Plan != nil {
+		level = env.Plan.Encryption.CompressionLevel
+	}
+	return &Postgres{name: cfg.Name, ep: ep, databases: cfg.Databases, binDir: cfg.PGBinDir, log: log.With("store", cfg.Name),
+		level: level, serverZstd: true}, nil
 }
 
 // Source is the manifest's "source" for postgres backups.
