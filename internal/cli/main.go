@@ -44,14 +44,30 @@ func (g *globals) addFlags(fs *pflag.FlagSet) {
 		def = "./linkdr.yaml"
 	}
 	fs.StringVar(&g.config, "config", def, "plan file (env LINKDR_CONFIG)")
-	fs.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	fs.StringVarP(&g.output, "output", "o", "table", "output format: table or json (reports: md, html, json; check: also junit)")
 	fs.StringVar(&g.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.CountVarP(&g.verbose, "verbose", "v", "more logging (-v info, -vv debug)")
 }
 
-func (g *globals) validate() error {
-	if g.output != "table" && g.output != "json" {
-		return usagef(fmt.Sprintf("-o %q: use table or json", g.output))
+// outputsAnnotation lists a command's -o formats when they are not
+// "table,json"; the first is its default.
+const outputsAnnotation = "outputs"
+
+func (g *globals) validate(cmd *cobra.Command) error {
+	formats := []string{"table", "json"}
+	if a := cmd.Annotations[outputsAnnotation]; a != "" {
+		formats = strings.Split(a, ",")
+		if f := cmd.Flag("output"); g.output == "table" && (f == nil || !f.Changed) {
+			g.output = formats[0]
+		}
+	}
+	ok := false
+	for _, f := range formats {
+		ok = ok || f == g.output
+	}
+	if !ok {
+		list := strings.Join(formats[:len(formats)-1], ", ") + " or " + formats[len(formats)-1]
+		return usagef(fmt.Sprintf("-o %q: use %s", g.output, list))
 	}
 	if g.logFormat != "text" && g.logFormat != "json" {
 		return usagef(fmt.Sprintf("--log-format %q: use text or json", g.logFormat))
@@ -63,13 +79,17 @@ func (g *globals) validate() error {
 	case g.verbose >= 2:
 		level = slog.LevelDebug
 	}
+	g.log = g.newLogger(level)
+	return nil
+}
+
+// newLogger logs to stderr in the chosen format from level up.
+func (g *globals) newLogger(level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if g.logFormat == "json" {
-		g.log = slog.New(slog.NewJSONHandler(g.stderr, opts))
-	} else {
-		g.log = slog.New(slog.NewTextHandler(g.stderr, opts))
+		return slog.New(slog.NewJSONHandler(g.stderr, opts))
 	}
-	return nil
+	return slog.New(slog.NewTextHandler(g.stderr, opts))
 }
 
 func (g *globals) json() bool { return g.output == "json" }
@@ -142,7 +162,7 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		Version:           Version,
-		PersistentPreRunE: func(cmd *cobra.Command, args []string) error { return g.validate() },
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error { return g.validate(cmd) },
 	}
 	g.addFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -164,6 +184,10 @@ Start with 'linkdr init', then 'linkdr plan check', 'linkdr repo init' and
 		newWALCmd(g),
 		newWALReceiveCmd(g),
 		newPGCmd(g),
+		newServeCmd(g),
+		newCheckCmd(g),
+		newDrillCmd(g),
+		newReportCmd(g),
 		newS3Cmd(g),
 	)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp + "\n")

@@ -78,5 +78,6 @@ warnings are printed but do not fail.`,
 			return err
 		},
 	})
+	cmd.AddCommand(newPlanRenderCmd(g))
 	return cmd
 }

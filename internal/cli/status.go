@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/linkapp/linkdr/internal/ops"
+	"github.com/linkapp/linkdr/internal/repo"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -18,7 +19,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 the newest restorable backup, its age (the RPO exposure: how much data an
 outage now would lose), the RPO objective, and a state: OK, AT RISK (over
 80% of the objective), BREACHED (over the objective, or never backed up) or
-UNKNOWN (repository unreadable).
+UNKNOWN (repository unreadable). It is the posture the dashboard of 'linkdr
+serve' shows: under each store, its exposure counting only the backups that
+reached each copy repository (copy_from, the DR region) and the age of its
+WAL archive; then each repository's reachability, size and copy lag; and,
+with the repository leader election, which replica of serve leads.
 
 For a PostgreSQL store with continuous WAL (wal: in the plan) and a physical
 backup to replay it on, the exposure is the age of the newest archived WAL
@@ -35,31 +40,42 @@ cannot be read — so status works as a cron or monitoring check.`,
 			if err != nil {
 				return err
 			}
-			st, err := r.Status(cmd.Context())
+			p, err := r.Posture(cmd.Context())
 			if err != nil {
 				return err
 			}
+			st := p.Stores
 			if g.json() {
-				if err := printJSON(g.stdout, st); err != nil {
+				if err := printJSON(g.stdout, p); err != nil {
 					return err
 				}
 				return statusError(st)
 			}
-			t := newTable(g.stdout, "STORE", "KIND", "LATEST BACKUP", "CONSISTENT AT", "EXPOSURE", "RPO", "STATE", "BACKUPS", "STORED", "LAST WAL")
+			now := p.At
+			t := newTable(g.stdout, "STORE", "KIND", "LATEST BACKUP", "CONSISTENT AT", "EXPOSURE", "RPO", "STATE", "BACKUPS", "STORED", "VERIFIED")
 			for _, s := range st {
 				latest, exposure := "-", "-"
 				if s.LatestID != "" {
 					latest = s.LatestID + " (" + s.LatestMethod + ")"
 					exposure = age(s.Exposure)
 				}
-				lastWAL := "-"
-				if s.LastWAL != "" {
-					lastWAL = s.LastWAL + " (" + age(time.Since(s.LastWALAt)) + " ago)"
-				}
 				if s.ExposureFrom == "wal" {
 					exposure += " (wal)"
 				}
-				t.row(s.Store, s.Kind, latest, stamp(s.ConsistentAt), exposure, age(s.RPO), s.State, s.Backups, sizeOf(s.StoredBytes), lastWAL)
+				t.row(s.Store, s.Kind, latest, stamp(s.ConsistentAt), exposure, age(s.RPO), s.State, s.Backups, sizeOf(s.StoredBytes), verified(s.Verify, now))
+				for _, c := range s.Copies {
+					latest, exposure, state := "-", "-", c.State
+					if c.LatestID != "" {
+						latest, exposure = c.LatestID, age(c.Exposure)
+					}
+					if c.Error != "" {
+						state += ": " + c.Error
+					}
+					t.row("  ↳ in "+c.Repository, "", latest, stamp(c.ConsistentAt), exposure, age(s.RPO), state, "", "", verified(c.Verify, now))
+				}
+				if !s.WALNewest.IsZero() {
+					t.row("  ↳ WAL archive", "", "", stamp(s.WALNewest), age(s.WALLag), "", "", "", "", "")
+				}
 			}
 			t.flush()
 			for _, s := range st {
@@ -67,8 +83,50 @@ cannot be read — so status works as a cron or monitoring check.`,
 					fmt.Fprintf(g.stdout, "%s: %s\n", s.Store, s.Error)
 				}
 			}
+			fmt.Fprintln(g.stdout)
+			rt := newTable(g.stdout, "REPOSITORY", "STATE", "DATA", "COPY OF", "COPY LAG", "PENDING")
+			for _, rs := range p.Repositories {
+				state := "reachable"
+				if !rs.Reachable {
+					state = "UNREACHABLE: " + rs.Error
+				}
+				lag, pending := "-", "-"
+				if rs.CopyFrom != "" && rs.Reachable {
+					lag, pending = age(rs.CopyLag), fmt.Sprintf("%d (%s)", rs.CopyPending, sizeOf(rs.CopyPendingB))
+					if rs.CopyError != "" {
+						lag = "unknown: " + rs.CopyError
+					}
+				}
+				copyOf := rs.CopyFrom
+				if copyOf == "" {
+					copyOf = "-"
+				}
+				rt.row(rs.Name, state, fmt.Sprintf("%s in %d objects", sizeOf(rs.Bytes), rs.Objects), copyOf, lag, pending)
+			}
+			rt.flush()
+			if l := p.Leader; l != nil {
+				state := "leading"
+				if now.After(l.Expires) {
+					state = "expired: no replica leads"
+				}
+				fmt.Fprintf(g.stdout, "\nserve leader (repository lease, term %d): %s, %s until %s\n", l.Term, l.Holder, state, stamp(l.Expires))
+			}
 			return statusError(st)
 		},
+	}
+}
+
+// verified renders the last successful verification's age.
+func verified(v *repo.VerifyRecord, now time.Time) string {
+	switch {
+	case v == nil:
+		return "never"
+	case !v.OK:
+		return "FAILED " + age(now.Sub(v.At)) + " ago"
+	case v.LastSuccess.IsZero():
+		return "never"
+	default:
+		return age(now.Sub(v.LastSuccess)) + " ago"
 	}
 }
 

@@ -66,6 +66,52 @@ func (r *Runner) ApplyRetention(ctx context.Context, dryRun bool) ([]SeriesRepor
 	return out, errors.Join(errs...)
 }
 
+// ApplyRetentionIn applies the plan's policy to every store's backups in
+// one repository — a copy (copy_from) holds the backups of the stores of
+// its source and is pruned by the same policy, independently: a copy
+// never deletes because its source did (a wiped primary must not wipe the
+// DR region).
+func (r *Runner) ApplyRetentionIn(ctx context.Context, repoName string, dryRun bool) ([]SeriesReport, error) {
+	now := r.now()
+	pol := r.Plan.Retention
+	policy := retention.Policy{Last: pol.KeepLast, Hourly: pol.KeepHourly, Daily: pol.KeepDaily,
+		Weekly: pol.KeepWeekly, Monthly: pol.KeepMonthly, Yearly: pol.KeepYearly}
+	rp, err := r.OpenRepo(ctx, repoName)
+	if err != nil {
+		return nil, err
+	}
+	defer rp.Close()
+	var out []SeriesReport
+	var errs []error
+	for _, name := range r.Plan.StoreNames() {
+		reports, err := r.retainStore(ctx, rp, name, policy, now, dryRun)
+		out = append(out, reports...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// BackupRepositories lists the repositories that hold backups: those stores
+// back up into and their copies.
+func (r *Runner) BackupRepositories() []string {
+	seen := map[string]bool{}
+	for _, name := range r.Plan.StoreNames() {
+		seen[r.Plan.Stores[name].Repository] = true
+	}
+	for _, c := range r.Plan.CopyRepositories() {
+		seen[c] = true
+	}
+	var out []string
+	for _, name := range r.Plan.RepositoryNames() {
+		if seen[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 func (r *Runner) retainStore(ctx context.Context, rp *repo.Repo, name string, policy retention.Policy, now time.Time, dryRun bool) ([]SeriesReport, error) {
 	all, err := rp.Backups(ctx, name)
 	if err != nil {

@@ -68,6 +68,18 @@ type StoreStatus struct {
 	// ExposureFrom says what exposure is measured from: backup or wal.
 	ExposureFrom string `json:"exposure_from,omitempty"`
 	Error        string `json:"error,omitempty"`
+
+	// Filled by Posture only:
+	// Recent are the newest backups, oldest first.
+	Recent []BackupRef `json:"recent,omitempty"`
+	// Copies is the exposure counting only backups that reached each
+	// copy of the store's repository (the DR region).
+	Copies []CopyExposure `json:"copies,omitempty"`
+	// Verify is the last verification of the newest backup.
+	Verify *repo.VerifyRecord `json:"verify,omitempty"`
+	// WALNewest is the newest object under wal/<store>/; WALLag its age.
+	WALNewest time.Time     `json:"wal_newest,omitzero"`
+	WALLag    time.Duration `json:"wal_lag_ns,omitempty"`
 	// Err is Error as an error, for callers that classify it.
 	Err error `json:"-"`
 }

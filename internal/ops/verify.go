@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -88,4 +89,27 @@ func (r *Runner) verify(ctx context.Context, rp *repo.Repo, m *repo.Manifest) er
 		}
 	}
 	return nil
+}
+
+// VerifyLatest verifies the newest backup of a store in a repository of
+// the plan and records the outcome there (verify/<store>.json). It
+// returns ErrNoBackup-wrapped errors for a store with no backup yet.
+func (r *Runner) VerifyLatest(ctx context.Context, repoName, storeName string) (VerifyResult, error) {
+	rp, err := r.OpenRepo(ctx, repoName)
+	if err != nil {
+		return VerifyResult{Store: storeName}, err
+	}
+	defer rp.Close()
+	m, err := rp.Latest(ctx, storeName, "")
+	if err != nil {
+		return VerifyResult{Store: storeName}, err
+	}
+	res, verr := r.Verify(ctx, rp, m)
+	if ctx.Err() != nil {
+		return res, verr // interrupted: not a verdict on the backup
+	}
+	if _, err := rp.RecordVerification(ctx, storeName, m.ID, r.now(), verr); err != nil {
+		return res, errors.Join(verr, err)
+	}
+	return res, verr
 }

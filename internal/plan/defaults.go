@@ -30,8 +30,19 @@ func Default() *Plan {
 			KeepWeekly:  12,
 			KeepMonthly: 24,
 			KeepYearly:  7,
+			Schedule:    mustCron("@daily"),
 		},
+		Verify: Verify{Schedule: mustCron("@daily")},
+		Serve:  defaultServe(),
 	}
+}
+
+func mustCron(spec string) Cron {
+	c, err := ParseCron(spec)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // DefaultRepository is the repository a store backs up into unless it names

@@ -88,7 +88,7 @@ func (d Duration) String() string {
 		return fmt.Sprintf("%dd", t/day)
 	}
 	s := t.String()
-	if strings.HasSuffix(s, "m0s") { // but not "10s"
+	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
 	}
 	if strings.HasSuffix(s, "h0m") {

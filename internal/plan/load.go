@@ -64,6 +64,9 @@ func Parse(name string, data []byte) (*Plan, []Problem, error) {
 	p.Path = name
 	p.positions = ps.pos
 	applyStoreDefaults(p)
+	applyCheckDefaults(p)
+	applyDrillDefaults(p)
+	applyDocumentDefaults(p)
 	p.expandEnv(ps)
 	p.validate(ps)
 

@@ -148,10 +148,12 @@ func TestDuration(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	for _, s := range []string{"4h", "90m", "7y", "35d", "2w", "1h30m", "5s", "10s", "1m30s", "1y2d3h"} {
-		if d, _ := ParseDuration(s); d.String() != s && (s == "10s" || s == "1m30s" || s == "5s") {
-			t.Errorf("%s prints as %s", s, d)
+	for in, want := range map[string]string{"10s": "10s", "30s": "30s", "2m30s": "2m30s", "1h0m10s": "1h0m10s", "2h": "2h", "90m": "1h30m"} {
+		if d, _ := ParseDuration(in); d.String() != want {
+			t.Errorf("%s prints as %s, want %s", in, d, want)
 		}
+	}
+	for _, s := range []string{"4h", "90m", "7y", "35d", "2w", "1h30m", "5s", "10s", "30s", "2m30s", "1y2d3h"} {
 		d, _ := ParseDuration(s)
 		back, err := ParseDuration(d.String())
 		if err != nil || back != d {

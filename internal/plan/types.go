@@ -13,6 +13,15 @@ type Plan struct {
 	Repositories map[string]Repository `yaml:"repositories"`
 	Stores       map[string]*Store     `yaml:"stores"`
 	Retention    Retention             `yaml:"retention"`
+	Verify       Verify                `yaml:"verify"`
+	Serve        Serve                 `yaml:"serve"`
+	// Checks and checklists validate a recovery (docs/checks.md).
+	Checks     map[string]*Check     `yaml:"checks"`
+	Checklists map[string]*Checklist `yaml:"checklists"`
+	// Drills exercise the plan on a schedule (docs/drills.md).
+	Drills map[string]*Drill `yaml:"drills"`
+	// Document is what only the rendered plan shows (contacts, regions…).
+	Document Document `yaml:"document"`
 
 	// Path is the file the plan was read from (not part of the YAML).
 	Path string `yaml:"-"`
@@ -49,6 +58,10 @@ type Repository struct {
 	// URL: file:///dir, s3://bucket/prefix?region=…&endpoint=…&use_path_style=true,
 	// or mem:// (tests). May contain ${ENV} references.
 	URL string `yaml:"url"`
+	// CopyFrom names another repository whose objects `linkdr serve`
+	// copies here (cross-region copy): every backup, WAL segment, drill
+	// report and run journal, each verified by checksum. Empty: none.
+	CopyFrom string `yaml:"copy_from"`
 	// ObjectLock, for s3:// repositories in a bucket with Object Lock
 	// enabled, sets a retention on every object linkdr writes. Nil: none.
 	ObjectLock *ObjectLock `yaml:"object_lock"`
@@ -155,6 +168,17 @@ type Retention struct {
 	KeepWeekly  int `yaml:"keep_weekly"`
 	KeepMonthly int `yaml:"keep_monthly"`
 	KeepYearly  int `yaml:"keep_yearly"`
+	// Schedule is when `linkdr serve` applies the policy, to every
+	// repository that holds backups. Default @daily.
+	Schedule Cron `yaml:"schedule"`
+}
+
+// Verify is when `linkdr serve` reads back the newest backup of every
+// store in every repository holding it (checksums, decryption, the kind's
+// own tool). It needs the identity file.
+type Verify struct {
+	// Schedule of the verification. Default @daily.
+	Schedule Cron `yaml:"schedule"`
 }
 
 // StoreNames returns the store names in sorted order.

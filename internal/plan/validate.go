@@ -101,6 +101,8 @@ func (p *Plan) expandEnv(ps *problems) {
 			}
 		}
 	}
+	p.expandCheckEnv(expand)
+	p.expandDrillEnv(expand)
 }
 
 func (p *Plan) validate(ps *problems) {
@@ -115,6 +117,11 @@ func (p *Plan) validate(ps *problems) {
 	p.validateRepositories(ps)
 	p.validateStores(ps)
 	p.validateRetention(ps)
+	p.validateCopies(ps)
+	p.validateServe(ps)
+	p.validateChecks(ps)
+	p.validateDrills(ps)
+	p.validateDocument(ps)
 }
 
 func (p *Plan) validateObjectives(ps *problems) {

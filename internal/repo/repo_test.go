@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -216,6 +217,75 @@ func suite(t *testing.T, url string) {
 			t.Fatalf("old holder's release removed the new lease: %v", err)
 		}
 		l.Release()
+	})
+	t.Run("LeaderTerms", func(t *testing.T) {
+		if cur, err := r.CurrentTerm(ctx); err != nil || cur != nil {
+			t.Fatalf("before any leader: %v %v", cur, err)
+		}
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		if err := r.ClaimTerm(ctx, LeaderTerm{Term: 1, Holder: "a", Expires: now}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.ClaimTerm(ctx, LeaderTerm{Term: 1, Holder: "b"}); !errors.Is(err, ErrLocked) {
+			t.Fatalf("second claim of term 1: %v", err)
+		}
+		// Candidates racing for the next term, each with its own handle
+		// (as separate processes would have): exactly one wins.
+		const n = 6
+		wins := make(chan string, n)
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				ri, err := Open(ctx, url)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer ri.Close()
+				holder := fmt.Sprintf("c%d", i)
+				err = ri.ClaimTerm(ctx, LeaderTerm{Term: 2, Holder: holder})
+				switch {
+				case err == nil:
+					wins <- holder
+				case !errors.Is(err, ErrLocked):
+					errs <- err
+				}
+				errs <- nil
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(wins)
+		var winners []string
+		for w := range wins {
+			winners = append(winners, w)
+		}
+		if len(winners) != 1 {
+			t.Fatalf("winners of term 2: %v, want exactly one", winners)
+		}
+		cur, err := r.CurrentTerm(ctx)
+		if err != nil || cur.Term != 2 || cur.Holder != winners[0] {
+			t.Fatalf("current term %+v %v, want 2 held by %s", cur, err, winners[0])
+		}
+		cur.Expires = now.Add(time.Minute)
+		if err := r.RenewTerm(ctx, *cur); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := r.CurrentTerm(ctx); !got.Expires.Equal(now.Add(time.Minute)) {
+			t.Fatalf("renewed term %+v", got)
+		}
+		if err := r.PruneTerms(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := r.loc.bucket.Exists(ctx, termKey(1)); ok {
+			t.Fatal("term 1 not pruned")
+		}
+		if got, _ := r.CurrentTerm(ctx); got == nil || got.Term != 2 {
+			t.Fatalf("after prune: %+v", got)
+		}
 	})
 	t.Run("Delete", func(t *testing.T) {
 		m3 := writeBackup(t, r, k, "tmp", map[string][]byte{"x": []byte("x")})

@@ -111,9 +111,50 @@ func (l *location) sync(key string) error {
 	return nil
 }
 
+// errExists: an exclusive create found the key taken.
+var errExists = errors.New("object already exists")
+
+// createExclusive writes a small object to a local repository only if the
+// key is free, atomically across processes: the data goes to a temporary
+// file that is then hard-linked into place, and link(2) fails if the name
+// exists. (fileblob's IfNotExist checks and renames under a mutex of this
+// process only, so two processes could both "win"; leases and leader
+// terms need exactly one winner.)
+func (l *location) createExclusive(key string, b []byte) error {
+	path := filepath.Join(l.dir, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp") // fileblob names its temporaries so too
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create %s: %w", key, errExists)
+		}
+		return err
+	}
+	return l.sync(key)
+}
+
 func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
 
-func isPrecondition(err error) bool { return gcerrors.Code(err) == gcerrors.FailedPrecondition }
+func isPrecondition(err error) bool {
+	return errors.Is(err, errExists) || gcerrors.Code(err) == gcerrors.FailedPrecondition
+}
 
 // redact hides credentials that may sit in a URL's query.
 func redact(raw string) string {

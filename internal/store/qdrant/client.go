@@ -230,6 +230,13 @@ func (c *Client) Collection(ctx context.Context, name string) (*CollectionInfo, 
 	return &ci, nil
 }
 
+// DeleteCollection drops a collection; it reports whether it existed.
+func (c *Client) DeleteCollection(ctx context.Context, name string) (bool, error) {
+	var existed bool
+	err := c.call(ctx, http.MethodDelete, "/collections/"+name, nil, nil, &existed)
+	return existed, err
+}
+
 // Count counts a collection's points exactly (cluster-wide).
 func (c *Client) Count(ctx context.Context, name string) (int64, error) {
 	var res struct {

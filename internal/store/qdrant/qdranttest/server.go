@@ -286,6 +286,14 @@ func (n *node) serve(w http.ResponseWriter, r *http.Request) {
 		n.cluster(w, start)
 	case r.Method == http.MethodGet && collectionRE.MatchString(p):
 		n.getCollection(w, start, unescape(collectionRE.FindStringSubmatch(r.URL.EscapedPath())[1]))
+	case r.Method == http.MethodDelete && collectionRE.MatchString(p):
+		// DELETE /collections/{name}: result true when it existed.
+		name := unescape(collectionRE.FindStringSubmatch(r.URL.EscapedPath())[1])
+		c.mu.Lock()
+		_, existed := c.collections[name]
+		delete(c.collections, name)
+		c.mu.Unlock()
+		writeOK(w, start, existed)
 	case r.Method == http.MethodPost && countRE.MatchString(p):
 		n.count(w, r, start, unescape(countRE.FindStringSubmatch(r.URL.EscapedPath())[1]))
 	case r.Method == http.MethodGet && colClusterRE.MatchString(p):

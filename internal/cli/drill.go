@@ -1,0 +1,312 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/linkapp/linkdr/internal/drill"
+	"github.com/linkapp/linkdr/internal/drillreport"
+	"github.com/linkapp/linkdr/internal/ops"
+	"github.com/linkapp/linkdr/internal/plan"
+	"github.com/linkapp/linkdr/internal/render"
+	"github.com/linkapp/linkdr/internal/report"
+)
+
+func newDrillCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "drill",
+		Short: "Run DR drills, list them, and report what they measured",
+		Long: `A restore drill restores the latest backup of each store into a scratch
+target, proves it against the backup's manifest, runs the store's checks on
+the copy, measures RTO and RPO, removes the copy, and stores a report in the
+repository (drills/<id>.json). See docs/drills.md.`,
+		Example: "  linkdr drill run restore\n  linkdr drill list\n  linkdr drill report -o html > drill.html\n  linkdr drill schedule",
+	}
+	cmd.AddCommand(newDrillRunCmd(g), newDrillListCmd(g), newDrillReportCmd(g), newDrillDueCmd(g))
+	return cmd
+}
+
+func newDrillRunCmd(g *globals) *cobra.Command {
+	var stores []string
+	var scenario string
+	cmd := &cobra.Command{
+		Use:   "run NAME|restore|failover",
+		Short: "Run a drill of the plan, or an ad-hoc restore or failover drill",
+		Long: `run starts a drill now. NAME is a drill of the plan (its kind, stores, scratch
+servers and checks apply); "restore" is an ad-hoc restore drill of every store
+(or --store); "failover" rehearses a scenario runbook (--scenario).
+
+A restore drill, per store: writes a canary record into the live store
+(table linkdr_canary for PostgreSQL), restores the latest backup into a
+scratch database (linkdr_drill_<id>_<db>), compares every table's rows and
+checksum with the manifest, compares the figures with the previous backup
+(max_table_shrink), runs the store's checks against the copy, reports which
+canaries survived, and drops the scratch copy on every path — failure and
+Ctrl-C included. The report is written to the primary repository even when
+the drill fails.
+
+Exit status: 0 when the drill passed, 1 when it failed (the report says
+where and why), and the usual codes when it could not start (2 usage,
+10 no repository, 12 no key).`,
+		Example: `  linkdr drill run restore
+  linkdr drill run restore --store users-db -o json
+  linkdr drill run backup-restore
+  linkdr drill run failover --scenario regional-failure`,
+		Args: exactArgs(1, "a drill name, restore or failover"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := g.runner()
+			if err != nil {
+				return err
+			}
+			dr := &drill.Runner{Ops: r, Log: g.log, Trigger: "cli"}
+			if !g.json() {
+				dr.Progress = func(s string) { fmt.Fprintf(g.stderr, "drill: %s\n", s) }
+			}
+			d, kind := r.Plan.Drills[args[0]], args[0]
+			if d != nil {
+				kind = d.Kind
+			}
+			ctx := cmd.Context()
+			var rep *drillreport.Report
+			switch kind {
+			case plan.DrillRestore:
+				if scenario != "" {
+					return usagef("--scenario belongs to failover drills")
+				}
+				rep, err = dr.Restore(ctx, drill.RestoreOptions{Drill: d, Stores: stores})
+			case plan.DrillFailover:
+				if len(stores) > 0 {
+					return usagef("--store belongs to restore drills")
+				}
+				rep, err = dr.Failover(ctx, d, scenario)
+			default:
+				return usagef(fmt.Sprintf("no drill %q in %s (drills: %s; or restore, failover)", args[0], r.Plan.Path, strings.Join(r.Plan.DrillNames(), ", ")))
+			}
+			if rep == nil {
+				return err
+			}
+			if g.json() {
+				if perr := printJSON(g.stdout, rep); perr != nil {
+					return perr
+				}
+			} else {
+				printDrill(g, rep)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringArrayVar(&stores, "store", nil, "drill only this store (repeatable)")
+	cmd.Flags().StringVar(&scenario, "scenario", "", "failover: the scenario to rehearse")
+	return cmd
+}
+
+func printDrill(g *globals, rep *drillreport.Report) {
+	t := newTable(g.stdout, "STORE", "BACKUP", "RESULT", "RTO", "RPO", "CANARY RPO", "INTEGRITY", "CLEANUP")
+	for _, s := range rep.Stores {
+		res := "OK"
+		if !s.OK {
+			res = "FAILED (" + s.Phase + ")"
+		}
+		canary := "-"
+		if s.CanaryRPOSeconds != nil {
+			canary = render.Seconds(*s.CanaryRPOSeconds)
+		}
+		clean := "removed " + fmt.Sprint(len(s.Cleanup.Removed))
+		if !s.Cleanup.OK {
+			clean = "LEFT: " + s.Cleanup.Error
+		}
+		integrity := s.Integrity.Summary
+		if integrity == "" {
+			integrity = "-"
+		}
+		t.row(s.Store, s.BackupID, res, render.Seconds(s.RTOSeconds), render.Seconds(s.RPOSeconds), canary, integrity, clean)
+	}
+	t.flush()
+	if len(rep.Skipped) > 0 {
+		fmt.Fprintf(g.stdout, "not drilled (no drill for their kind yet): %s\n", strings.Join(rep.Skipped, ", "))
+	}
+	verdict := "PASSED"
+	if !rep.OK {
+		verdict = "FAILED: " + rep.Error
+	}
+	fmt.Fprintf(g.stdout, "drill %s %s\nreport: drills/%s.json (linkdr drill report %s -o html > drill.html)\n", rep.ID, verdict, rep.ID, rep.ID)
+}
+
+// drillReports reads every drill report of the primary repository.
+func drillReports(ctx context.Context, r *ops.Runner) ([]*drillreport.Report, error) {
+	rp, err := r.OpenRepo(ctx, plan.DefaultRepository)
+	if err != nil {
+		return nil, err
+	}
+	defer rp.Close()
+	return drillreport.List(ctx, rp.Bucket())
+}
+
+func newDrillListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List the drill reports in the repository",
+		Example: "  linkdr drill list\n  linkdr drill list -o json",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := g.runner()
+			if err != nil {
+				return err
+			}
+			reps, err := drillReports(cmd.Context(), r)
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				var out []report.Drill
+				for _, rp := range reps {
+					out = append(out, report.Drill{ID: rp.ID, Drill: rp.Drill, Kind: rp.Kind, Title: rp.Title, Started: rp.Started,
+						Finished: rp.Finished, OK: rp.OK, Error: rp.Error, Points: report.Points(rp)})
+				}
+				if out == nil {
+					out = []report.Drill{}
+				}
+				return printJSON(g.stdout, out)
+			}
+			t := newTable(g.stdout, "ID", "DRILL", "KIND", "STARTED", "RESULT", "STORES", "MAX RTO", "MAX RPO")
+			for _, rp := range reps {
+				res := "OK"
+				if !rp.OK {
+					res = "FAILED"
+				}
+				var names []string
+				var rto, rpo float64
+				for _, s := range rp.Stores {
+					names = append(names, s.Store)
+					rto, rpo = max(rto, s.RTOSeconds), max(rpo, s.RPOSeconds)
+				}
+				name := rp.Drill
+				if name == "" {
+					name = "-"
+				}
+				t.row(rp.ID, name, rp.Kind, stamp(rp.Started), res, strings.Join(names, ","), render.Seconds(rto), render.Seconds(rpo))
+			}
+			t.flush()
+			return nil
+		},
+	}
+}
+
+func newDrillReportCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "report [ID]",
+		Short: "Show one drill's report as Markdown, self-contained HTML or JSON",
+		Long: `report renders a drill report from the repository: the measured RTO and RPO
+against the objectives, the integrity comparison table by table, the history
+check, the canaries, the checks and the cleanup. Without ID, the newest.`,
+		Example:     "  linkdr drill report\n  linkdr drill report 20261208T100000Z-3fa2 -o html > drill.html\n  linkdr drill report -o json",
+		Args:        maxArgs(1, "one drill id"),
+		Annotations: map[string]string{outputsAnnotation: "md,html,json"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := g.runner()
+			if err != nil {
+				return err
+			}
+			rp, err := r.OpenRepo(cmd.Context(), plan.DefaultRepository)
+			if err != nil {
+				return err
+			}
+			defer rp.Close()
+			id := ""
+			if len(args) == 1 {
+				id = args[0]
+			}
+			rep, err := drillreport.Load(cmd.Context(), rp.Bucket(), id)
+			if err != nil {
+				if errors.Is(err, drillreport.ErrNotFound) {
+					return usagef(err.Error())
+				}
+				return err
+			}
+			return writeDoc(g, report.DrillDoc(rep), rep)
+		},
+	}
+}
+
+// writeDoc writes a document in the chosen format; JSON writes data.
+func writeDoc(g *globals, d *render.Doc, data any) error {
+	switch g.output {
+	case "json":
+		return printJSON(g.stdout, data)
+	case "html":
+		return d.HTML(g.stdout)
+	default:
+		return d.Markdown(g.stdout)
+	}
+}
+
+func newDrillDueCmd(g *globals) *cobra.Command {
+	var at string
+	cmd := &cobra.Command{
+		Use:   "schedule",
+		Short: "Show when each drill of the plan runs, last ran, and whether it is due",
+		Long: `schedule lists the plan's drills with their schedule (a monthly slot such as
+"week 2, Tuesday 10:00 UTC", or cron), the last run found in the repository,
+the next slot, and whether linkdr serve would start it now.`,
+		Example: "  linkdr drill schedule\n  linkdr drill schedule --at 2026-12-08T10:00:00Z -o json",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := g.runner()
+			if err != nil {
+				return err
+			}
+			now := time.Now().UTC()
+			if at != "" {
+				if now, err = time.Parse(time.RFC3339, at); err != nil {
+					return usagef(fmt.Sprintf("--at %q: want RFC 3339, like 2026-12-08T10:00:00Z", at))
+				}
+			}
+			reps, err := drillReports(cmd.Context(), r)
+			if err != nil {
+				return err
+			}
+			last := drill.LastRuns(reps)
+			due := map[string]time.Time{}
+			for _, d := range drill.Due(r.Plan, last, now) {
+				due[d.Name] = d.At
+			}
+			type row struct {
+				Drill    string    `json:"drill"`
+				Kind     string    `json:"kind"`
+				Schedule string    `json:"schedule"`
+				LastRun  time.Time `json:"last_run,omitempty"`
+				Next     time.Time `json:"next,omitempty"`
+				Due      bool      `json:"due"`
+			}
+			var rows []row
+			for _, n := range r.Plan.DrillNames() {
+				d := r.Plan.Drills[n]
+				_, isDue := due[n]
+				rows = append(rows, row{Drill: n, Kind: d.Kind, Schedule: d.ScheduleText(), LastRun: last[n], Next: d.NextOccurrence(now), Due: isDue})
+			}
+			if g.json() {
+				if rows == nil {
+					rows = []row{}
+				}
+				return printJSON(g.stdout, rows)
+			}
+			t := newTable(g.stdout, "DRILL", "KIND", "SCHEDULE", "LAST RUN", "NEXT", "DUE NOW")
+			for _, x := range rows {
+				dueNow := "no"
+				if x.Due {
+					dueNow = "yes"
+				}
+				t.row(x.Drill, x.Kind, x.Schedule, stamp(x.LastRun), stamp(x.Next), dueNow)
+			}
+			t.flush()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&at, "at", "", "evaluate at this time instead of now (RFC 3339)")
+	return cmd
+}
