@@ -19,6 +19,7 @@ import (
 	// Store kinds register themselves.
 	_ "github.com/linkapp/linkdr/internal/store/postgres"
 	_ "github.com/linkapp/linkdr/internal/store/qdrant"
+	_ "github.com/linkapp/linkdr/internal/store/redis"
 	_ "github.com/linkapp/linkdr/internal/store/s3bucket"
 )
 

@@ -52,6 +52,19 @@ After restoring, every table's row count and content checksum are compared
 with the figures recorded at backup time (--verify=false skips this); a
 difference exits 13.
 
+Redis (method resp): --target is redis://host:port (a database may
+follow: redis://host:port/5) or any node of a cluster (redis://node:6379,
+or several: redis://n1:6379,n2:6379); the password comes from the URL or
+REDISCLI_AUTH. Keys are replayed pipelined (--jobs pipelines in flight)
+and routed by slot, so the target may have another shape than the source;
+keys whose expiry has passed are skipped and counted. A target older than
+the backup's RDB version is refused before anything is written, and a
+database that holds keys is refused unless --force (which keeps its keys
+and replaces those of the same name). Verification compares key counts
+and the values and expiries of about 1000 sampled keys per database. A
+Redis backup of method rdb is written as dump.rdb into the --target
+directory, for a server to load at start.
+
 Qdrant: --target is one node (qdrant://host:6333 or http(s)://…); each
 collection's snapshot is streamed to POST /collections/NAME/snapshots/upload
 (priority snapshot, checksum = the snapshot's SHA-256), then restore waits
@@ -71,6 +84,8 @@ shows what would be restored where, and changes nothing.`,
 		Example: `  linkdr restore users-db --dry-run
   linkdr restore users-db --target postgres://postgres@10.0.0.5:5432/link_users_scratch --yes
   linkdr restore users-db --backup 20261126T061500Z-3fa2 --select link_users --jobs 2 --yes
+  linkdr restore cache --target redis://10.0.0.7:6379 --jobs 4 --yes
+  linkdr restore cache --backup 20261126T061500Z-77aa --target /var/lib/redis --yes   # method rdb: dump.rdb
   linkdr restore vectors --target qdrant://10.0.0.7:6333 --select profiles --rename profiles=profiles_drill --yes
   linkdr restore media --target 's3://link-media-drill/uploads?region=us-east-1' --yes`,
 		Args: exactArgs(1, "a store name"),
@@ -80,11 +95,11 @@ shows what would be restored where, and changes nothing.`,
 	f.StringVar(&o.Backup, "backup", "", "backup id or unique prefix (default: the newest)")
 	f.StringVar(&o.Repository, "repo", "", "repository of the plan to restore from (default: the store's)")
 	f.StringVar(&o.Target, "target", "", "where to restore (default: the store itself)")
-	f.StringSliceVar(&o.Select, "select", nil, "restore only these parts (PostgreSQL: databases, Qdrant: collections, S3: key prefixes)")
+	f.StringSliceVar(&o.Select, "select", nil, "restore only these parts (PostgreSQL: databases, Redis: database numbers, Qdrant: collections, S3: key prefixes)")
 	f.StringToStringVar(&o.Rename, "rename", nil, "restore a part under another name, OLD=NEW (Qdrant collections)")
-	f.IntVarP(&o.Jobs, "jobs", "j", 1, "parallel jobs (more than 1 spools to a temporary file)")
+	f.IntVarP(&o.Jobs, "jobs", "j", 1, "parallel jobs (PostgreSQL: more than 1 spools to a temporary file; Redis: pipelines in flight)")
 	f.BoolVar(&o.Force, "force", false, "replace the contents of a target that already has data")
-	f.BoolVar(&o.Verify, "verify", true, "compare the restored data with the backup's row counts and checksums")
+	f.BoolVar(&o.Verify, "verify", true, "compare the restored data with the backup's figures (row counts and checksums; Redis: key counts and sampled values)")
 	f.StringVar(&o.TempDir, "temp-dir", os.TempDir(), "where --jobs > 1 spools the dump")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be restored, change nothing")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")

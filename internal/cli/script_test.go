@@ -44,6 +44,7 @@ func TestScript(t *testing.T) {
 	// No Qdrant can run here: the OpenAPI-conformant test server stands in
 	// (shared by the scripts, which use collections named after $DB).
 	qd := qdranttest.New(t, qdranttest.Options{APIKey: "script-key", YellowPolls: 2})
+	redisEnv, redisCmds := redisScripts(t)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
@@ -74,16 +75,26 @@ func TestScript(t *testing.T) {
 			env.Setenv("S3_DR_ENDPOINT", s3.DREndpoint)
 			env.Setenv("QDRANT_URL", qd.URL())
 			env.Setenv("QDRANT_API_KEY", "script-key")
+			for k, v := range redisEnv {
+				env.Setenv(k, v)
+			}
 			return nil
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		Cmds: withCmds(map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"flipbyte":  cmdFlipByte,
 			"holdlease": cmdHoldLease,
 			"sql":       cmdSQL,
 			"qdrant":    func(ts *testscript.TestScript, neg bool, args []string) { cmdQdrant(ts, qd, args) },
 			"s3":        func(ts *testscript.TestScript, neg bool, args []string) { cmdS3(t, ts, args) },
-		},
+		}, redisCmds),
 	})
+}
+
+func withCmds(a, b map[string]func(*testscript.TestScript, bool, []string)) map[string]func(*testscript.TestScript, bool, []string) {
+	for k, v := range b {
+		a[k] = v
+	}
+	return a
 }
 
 const scriptData = `

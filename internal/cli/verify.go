@@ -19,7 +19,9 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		Long: `verify reads every artifact of a backup from the repository, checks its stored
 and plaintext SHA-256 and sizes against the manifest, decrypts and
 decompresses it (age authenticates every 64 KiB chunk), and runs the kind's
-own reader over it (pg_restore --list for PostgreSQL dumps).
+own reader over it (pg_restore --list for PostgreSQL dumps; for Redis, a
+full parse of the RESP stream with every value's own CRC-64 and the key
+counts of the manifest, or an RDB file's header and CRC-64).
 
 Without an ID, or with --latest, it verifies the newest backup of every store
 (or of --store). Exit 13 on any damage, 12 on a wrong or missing key.`,

@@ -37,6 +37,8 @@ func (p *Plan) validateObjectLock(ps *problems, base string, r Repository) {
 // validateKindFields checks the fields that belong to one kind.
 func (p *Plan) validateKindFields(ps *problems, base string, s *Store) {
 	switch s.Kind {
+	case "redis":
+		p.checkRedis(ps, base, s)
 	case "qdrant":
 		if s.APIKey != "" && s.APIKeyFile != "" {
 			ps.add(base+".api_key", "keep one: api_key_file is better (the key stays out of the plan)", "api_key and api_key_file are both set")

@@ -89,7 +89,7 @@ type ObjectLock struct {
 
 // Store is one data store to protect.
 type Store struct {
-	// Kind selects the implementation: postgres, qdrant, s3.
+	// Kind selects the implementation: postgres, redis, qdrant, s3.
 	Kind string `yaml:"kind"`
 	// URL of the server. May contain ${ENV} references; a password is
 	// better kept in PasswordFile.
@@ -104,6 +104,8 @@ type Store struct {
 	Backups []BackupSpec `yaml:"backups"`
 
 	// postgres: databases to dump; empty means every non-template database.
+	// redis: database numbers for method resp; empty means every database
+	// that holds keys (a cluster has only 0).
 	Databases []string `yaml:"databases"`
 	// postgres: directory with pg_dump/pg_restore. Default: the binaries
 	// matching the server's major version, found on this machine.
@@ -158,8 +160,8 @@ const (
 
 // BackupSpec is one backup method of a store and when it runs.
 type BackupSpec struct {
-	// Method depends on the kind: postgres has logical and physical, qdrant
-	// snapshot, s3 objects.
+	// Method depends on the kind: postgres has logical and physical, redis
+	// resp and rdb, qdrant snapshot, s3 objects.
 	Method string `yaml:"method"`
 	// Schedule in cron syntax (5 fields, or @hourly, @daily, @every 15m).
 	Schedule Cron `yaml:"schedule"`

@@ -83,7 +83,12 @@ func (r *Repo) Backups(ctx context.Context, store string) ([]*Manifest, error) {
 			out = append(out, m)
 		}
 	}
+	// Ids have whole seconds and a random suffix: two backups started in
+	// the same second would sort by chance. The start time does not.
 	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Started.Equal(out[j].Started) {
+			return out[i].Started.Before(out[j].Started)
+		}
 		if out[i].ID != out[j].ID {
 			return out[i].ID < out[j].ID
 		}

@@ -356,3 +356,36 @@ func TestNewIDSortsByTime(t *testing.T) {
 		t.Fatalf("%v %v", ts, err)
 	}
 }
+
+// TestLatestWithinOneSecond: backups started in the same second (ids
+// differing only by their random suffix) are ordered by start time, so
+// Latest is the newest, not the one whose suffix sorts last.
+func TestLatestWithinOneSecond(t *testing.T) {
+	ctx := context.Background()
+	k := newKeys(t)
+	r, _, err := Init(ctx, "mem://latest-same-second", k.recipients)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	base := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	for i := range 40 {
+		now := base.Add(time.Duration(i) * time.Second)
+		r.SetClock(func() time.Time { return now })
+		first := writeBackup(t, r, k, "s", map[string][]byte{"a": []byte("1")})
+		now = now.Add(300 * time.Millisecond)
+		second := writeBackup(t, r, k, "s", map[string][]byte{"a": []byte("2")})
+		if second.ID > first.ID {
+			continue // ids happen to sort right: try again
+		}
+		latest, err := r.Latest(ctx, "s", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if latest.ID != second.ID {
+			t.Fatalf("Latest = %s (started %v), want %s (started %v)", latest.ID, latest.Started, second.ID, second.Started)
+		}
+		return
+	}
+	t.Fatal("no pair of backups whose ids sort against their start times in 40 tries")
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -138,4 +139,42 @@ func readRESP(r *bufio.Reader) (any, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("resp: unexpected %q", line)
+}
+
+// NewRedisCluster starts a Redis Cluster of the test's own — masters (at least 3) each with
+// replicas replicas, on free ports, no persistence — waits until every node reports
+// cluster_state:ok and knows every other node, and stops it when the test ends. It returns
+// every node's host:port (which are masters is for redis-cli to decide: ask CLUSTER SLOTS).
+// It takes about two seconds.
+func NewRedisCluster(t testing.TB, masters, replicas int) []string {
+	t.Helper()
+	if masters < 3 {
+		t.Fatalf("testenv: a Redis Cluster needs at least 3 masters, not %d", masters)
+	}
+	n := masters * (1 + replicas)
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = NewRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000")
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	out, err := exec.Command(Bin(t, "redis-cli"), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	WaitFor(t, 60*time.Second, func() error {
+		for _, a := range addrs {
+			v, err := redisDo(a, "CLUSTER", "INFO")
+			if err != nil {
+				return fmt.Errorf("%s: %w", a, err)
+			}
+			info, _ := v.(string)
+			if !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d\r", n)) {
+				return fmt.Errorf("%s: cluster not converged yet", a)
+			}
+		}
+		return nil
+	})
+	return addrs
 }
