@@ -389,3 +389,21 @@ func TestLatestWithinOneSecond(t *testing.T) {
 	}
 	t.Fatal("no pair of backups whose ids sort against their start times in 40 tries")
 }
+
+// TestFileShared: objects written with exclusive create are as readable as
+// fileblob's, because a repository is shared between users (root runs
+// `repo init`, the postgres user runs archive_command).
+func TestFileShared(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	k := newKeys(t)
+	if _, _, err := Init(context.Background(), "file://"+dir, k.recipients); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "linkdr-repo.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o044 == 0 {
+		t.Fatalf("linkdr-repo.json has mode %v: other users of the repository cannot read it", fi.Mode())
+	}
+}

@@ -125,11 +125,14 @@ func (l *location) createExclusive(key string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp") // fileblob names its temporaries so too
+	// Not os.CreateTemp: its 0600 would make the object unreadable to the
+	// other users of a shared repository (archive_command runs as postgres,
+	// `repo init` often as root); fileblob writes 0666 less the umask too.
+	tmp := fmt.Sprintf("%s.%s.tmp", path, randomHex(8)) // fileblob names its temporaries so too
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	defer os.Remove(tmp)
 	_, err = f.Write(b)
 	if err == nil {
