@@ -332,3 +332,13 @@ func observed(vars map[string]any) map[string]any {
 	}
 	return out
 }
+
+// RunCheck runs one named check or checklist and returns why it failed, if
+// it did: the runbook engine's `check` steps wait on it.
+func (r *Runner) RunCheck(ctx context.Context, name string) error {
+	res, err := r.Run(ctx, []string{name})
+	if err != nil {
+		return err
+	}
+	return res.Err()
+}

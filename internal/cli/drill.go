@@ -15,6 +15,7 @@ import (
 	"github.com/linkapp/linkdr/internal/plan"
 	"github.com/linkapp/linkdr/internal/render"
 	"github.com/linkapp/linkdr/internal/report"
+	"github.com/linkapp/linkdr/internal/runbook"
 )
 
 func newDrillCmd(g *globals) *cobra.Command {
@@ -83,6 +84,12 @@ where and why), and the usual codes when it could not start (2 usage,
 				if len(stores) > 0 {
 					return usagef("--store belongs to restore drills")
 				}
+				o, oerr := g.operations(ctx, "")
+				if oerr != nil {
+					return oerr
+				}
+				defer o.closeRepo()
+				dr.Rehearser = rehearser{o}
 				rep, err = dr.Failover(ctx, d, scenario)
 			default:
 				return usagef(fmt.Sprintf("no drill %q in %s (drills: %s; or restore, failover)", args[0], r.Plan.Path, strings.Join(r.Plan.DrillNames(), ", ")))
@@ -309,4 +316,48 @@ the next slot, and whether linkdr serve would start it now.`,
 	}
 	cmd.Flags().StringVar(&at, "at", "", "evaluate at this time instead of now (RFC 3339)")
 	return cmd
+}
+
+// rehearser runs failover drills with the runbook engine: every gate
+// approved (a drill is unattended), the run journaled like any other, so
+// `runbook status` and `incident timeline` show the rehearsal too.
+type rehearser struct{ o *operations }
+
+func (h rehearser) Rehearse(ctx context.Context, scenario string, vars map[string]string) (*drillreport.Scenario, error) {
+	id, err := h.o.engine.Start(ctx, scenario, runbook.RunOptions{Yes: true, Vars: vars})
+	if id == "" {
+		return nil, err
+	}
+	st, _, serr := h.o.engine.Status(context.WithoutCancel(ctx), id)
+	if serr != nil {
+		return nil, errors.Join(err, serr)
+	}
+	sc := st.Scenario
+	out := &drillreport.Scenario{ID: scenario, Title: sc.Title, RunID: id, RTOObjectiveSeconds: sc.RTO.D().Seconds()}
+	end := st.Finished
+	if end.IsZero() {
+		end = time.Now()
+	}
+	out.RTOSeconds = end.Sub(st.Started).Seconds()
+	for _, ph := range sc.Phases {
+		ps := st.Phases[ph.ID]
+		if ps == nil || ps.Started.IsZero() {
+			continue
+		}
+		fin := ps.Finished
+		if fin.IsZero() {
+			fin = end
+		}
+		secs := fin.Sub(ps.Started).Seconds()
+		budget := ph.Budget.D().Seconds()
+		out.Phases = append(out.Phases, drillreport.Phase{Name: ph.ID, Seconds: secs, BudgetSeconds: budget,
+			OK: !ps.Breached && (budget == 0 || secs <= budget)})
+	}
+	if err == nil && st.Status != runbook.StatusSucceeded {
+		err = fmt.Errorf("run %s ended %s", id, st.Status)
+	}
+	if err != nil {
+		return out, fmt.Errorf("runbook %s (run %s): %w", scenario, id, err)
+	}
+	return out, nil
 }

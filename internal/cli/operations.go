@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/linkapp/linkdr/internal/check"
 	"github.com/linkapp/linkdr/internal/incident"
 	"github.com/linkapp/linkdr/internal/journal"
 	"github.com/linkapp/linkdr/internal/ops"
@@ -91,6 +92,9 @@ func (g *globals) operations(ctx context.Context, repoName string) (*operations,
 	o.journals = js
 	o.incidents = &incident.Store{Plan: p, Journals: js, Log: g.log, By: o.by}
 	o.engine = &runbook.Engine{Plan: p, Runner: r, Journals: js, Incidents: o.incidents, Log: g.log, By: o.by}
+	if len(p.Checks) > 0 {
+		o.engine.Checks = &check.Runner{Plan: p, Ops: r, Log: g.log}
+	}
 	return o, nil
 }
 

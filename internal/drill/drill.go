@@ -22,9 +22,9 @@ import (
 // problem (as opposed to one that could not start).
 var ErrFailed = errors.New("drill failed")
 
-// ErrNoRunbookEngine: failover drills rehearse scenario runbooks, and this
-// linkdr has no runbook engine built in.
-var ErrNoRunbookEngine = errors.New("failover drills need the runbook engine, which is not built into this linkdr")
+// ErrNoRunbookEngine: failover drills rehearse scenario runbooks, and the
+// Runner was given no engine to run them with.
+var ErrNoRunbookEngine = errors.New("failover drills need a runbook engine")
 
 // cleanupTimeout bounds the removal of scratch resources, which runs even
 // after the drill's own context was cancelled.
@@ -40,6 +40,8 @@ type Runner struct {
 	Trigger string
 	// Progress, when set, hears about each step ("users-db: restore").
 	Progress func(step string)
+	// Rehearser runs failover drills; nil: they cannot run.
+	Rehearser Rehearser
 }
 
 func (r *Runner) now() time.Time {
@@ -429,9 +431,20 @@ func (r *Runner) WriteCanary(ctx context.Context, storeName, id string) (Canary,
 	return c, kind.WriteCanary(ctx, env, c)
 }
 
-// Failover rehearses a scenario's runbook against the DR side. The runbook
-// engine (scenarios, phases, steps, rehearsal mode) is not part of this
-// build, so it says so instead of pretending.
+// Rehearser runs a scenario's runbook to its end, unattended, and
+// reports its phases against their budgets: the runbook engine, which
+// the command line wires in.
+type Rehearser interface {
+	Rehearse(ctx context.Context, scenario string, vars map[string]string) (*drillreport.Scenario, error)
+}
+
+// RehearsalVar is set to "true" in every rehearsal, so a scenario's steps
+// can spare the primary side with `when: vars.rehearsal != "true"`.
+const RehearsalVar = "rehearsal"
+
+// Failover rehearses a scenario's runbook against the DR side (the
+// drill's vars point its steps there) and saves the report, with the
+// measured RTO against the scenario's, in the primary repository.
 func (r *Runner) Failover(ctx context.Context, d *plan.Drill, scenario string) (*drillreport.Report, error) {
 	if scenario == "" && d != nil {
 		scenario = d.Scenario
@@ -439,5 +452,68 @@ func (r *Runner) Failover(ctx context.Context, d *plan.Drill, scenario string) (
 	if scenario == "" {
 		return nil, fmt.Errorf("name the scenario to rehearse (--scenario), or a failover drill of the plan")
 	}
-	return nil, fmt.Errorf("%w: scenario %q cannot be rehearsed (hint: `linkdr drill run restore` works today)", ErrNoRunbookEngine, scenario)
+	if r.Rehearser == nil {
+		return nil, fmt.Errorf("%w: scenario %q cannot be rehearsed", ErrNoRunbookEngine, scenario)
+	}
+	p := r.Ops.Plan
+	if _, ok := p.Scenarios[scenario]; !ok {
+		return nil, fmt.Errorf("no scenario %q in %s (scenarios: %s)", scenario, p.Path, strings.Join(p.ScenarioNames(), ", "))
+	}
+	if d == nil {
+		d = &plan.Drill{Kind: plan.DrillFailover, Title: "Failover rehearsal: " + scenario, Scenario: scenario}
+	}
+	primary, err := r.Ops.OpenRepo(ctx, plan.DefaultRepository)
+	if err != nil {
+		return nil, err
+	}
+	defer primary.Close()
+	vars := map[string]string{}
+	for k, v := range d.Vars {
+		vars[k] = v
+	}
+	vars[RehearsalVar] = "true"
+
+	start := r.now()
+	host, _ := os.Hostname()
+	rep := &drillreport.Report{
+		Format: drillreport.FormatVersion, ID: repo.NewID(start), Drill: d.Name, Kind: plan.DrillFailover,
+		Title: d.Title, Plan: p.Name, Started: start.UTC(), Tool: repo.Tool{Name: "linkdr", Version: repo.Version},
+		Host: host, Trigger: r.Trigger,
+		Objectives: drillreport.Objectives{RTOSeconds: p.Objectives.RTO.D().Seconds(), RPOSeconds: p.Objectives.RPO.D().Seconds()},
+	}
+	r.step("%s: rehearse the runbook", scenario)
+	sc, rerr := r.Rehearser.Rehearse(ctx, scenario, vars)
+	rep.Scenario = sc
+	var failures []string
+	if rerr != nil {
+		failures = append(failures, rerr.Error())
+	}
+	if sc != nil {
+		for _, ph := range sc.Phases {
+			if !ph.OK {
+				failures = append(failures, fmt.Sprintf("phase %s took %s, over its budget of %s", ph.Name,
+					time.Duration(ph.Seconds*float64(time.Second)).Round(time.Second), time.Duration(ph.BudgetSeconds*float64(time.Second))))
+			}
+		}
+		if sc.RTOObjectiveSeconds > 0 && sc.RTOSeconds > sc.RTOObjectiveSeconds {
+			failures = append(failures, fmt.Sprintf("the rehearsal took %.0f s, over the scenario's RTO of %.0f s", sc.RTOSeconds, sc.RTOObjectiveSeconds))
+		}
+	}
+	rep.Finished = r.now().UTC()
+	if rep.Finished.Before(rep.Started) {
+		rep.Finished = rep.Started
+	}
+	rep.OK = len(failures) == 0
+	if !rep.OK {
+		rep.Error = strings.Join(failures, "; ")
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := drillreport.Save(sctx, primary.Bucket(), rep); err != nil {
+		return rep, err
+	}
+	if !rep.OK {
+		return rep, fmt.Errorf("%w: %s", ErrFailed, rep.Error)
+	}
+	return rep, nil
 }

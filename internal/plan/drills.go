@@ -43,8 +43,11 @@ type Drill struct {
 	Checks         []string          `yaml:"checks"`
 	MaxTableShrink string            `yaml:"max_table_shrink"`
 
-	// failover: the scenario whose runbook is rehearsed.
-	Scenario string `yaml:"scenario"`
+	// failover: the scenario whose runbook is rehearsed, and the vars
+	// that point its steps at the DR side (the rehearsal also sets
+	// rehearsal=true, for `when:` conditions that spare the primary).
+	Scenario string            `yaml:"scenario"`
+	Vars     map[string]string `yaml:"vars"`
 
 	// Name is the key under drills (not part of the YAML).
 	Name string `yaml:"-"`
@@ -226,6 +229,9 @@ func (p *Plan) validateDrills(ps *problems) {
 			}
 			if d.Scenario != "" {
 				ps.add(base+".scenario", "scenario belongs to failover drills", "restore drills take no scenario")
+			}
+			if len(d.Vars) > 0 {
+				ps.add(base+".vars", "vars belong to failover drills", "restore drills take no vars")
 			}
 		case DrillFailover:
 			if d.Scenario == "" {

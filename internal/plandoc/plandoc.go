@@ -40,7 +40,7 @@ type Input struct {
 	Plan *plan.Plan
 	// Reports are the drill reports, oldest first (for measured RTO/RPO).
 	Reports []*drillreport.Report
-	// Scenarios, when the plan has runbooks.
+	// Scenarios override the plan's (nil: FromPlan).
 	Scenarios []Scenario
 	// Updated is when the plan file last changed; Now when rendered.
 	Updated, Now time.Time
@@ -78,6 +78,9 @@ func Build(in Input) *render.Doc {
 	}
 
 	architecture(d, p)
+	if in.Scenarios == nil {
+		in.Scenarios = FromPlan(p)
+	}
 	scenarios(d, in)
 	communication(d, doc.Communication)
 	testing(d, p)
