@@ -126,16 +126,36 @@ func (a restoreAction) Check(ctx context.Context, env *Env, p Params) error {
 	return nil
 }
 
+// defaultPorts are the ports of target URLs that name none.
+var defaultPorts = map[string]string{"postgres": "5432", "postgresql": "5432", "redis": "6379",
+	"http": "80", "https": "443", "qdrant": "6333"}
+
 // reachable dials the host of a server URL: the target must at least
-// answer before a restore is worth starting.
+// answer before a restore is worth starting. An s3:// target names a
+// bucket, not a host: its endpoint (S3-compatible servers) is dialled,
+// AWS itself is taken as reachable.
 func reachable(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("%q is not a server URL", redacted(raw))
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), map[string]string{"postgres": "5432", "postgresql": "5432", "redis": "6379"}[u.Scheme])
+	if u.Scheme == "s3" {
+		ep := u.Query().Get("endpoint")
+		if ep == "" {
+			return nil
+		}
+		if u, err = url.Parse(ep); err != nil || u.Host == "" {
+			return fmt.Errorf("endpoint %q of %s is not a URL", ep, redacted(raw))
+		}
+	}
+	// A Redis Cluster URL may list several seed nodes; the first will do.
+	host, _, _ := strings.Cut(u.Host, ",")
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		port, ok := defaultPorts[u.Scheme]
+		if !ok {
+			return fmt.Errorf("%s names no port (hint: write host:port)", redacted(raw))
+		}
+		host = net.JoinHostPort(strings.Trim(host, "[]"), port)
 	}
 	d := net.Dialer{Timeout: 5 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", host)

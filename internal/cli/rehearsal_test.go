@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/linkapp/linkdr/internal/envelope"
 	"github.com/linkapp/linkdr/internal/kube"
+	"github.com/linkapp/linkdr/internal/store/qdrant/qdranttest"
 	"github.com/linkapp/linkdr/internal/testenv"
 )
 
@@ -141,12 +143,12 @@ func withDB(pgURL, db string) string {
 
 // TestRegionalFailoverRehearsal runs the example plan's regional-failure
 // scenario, as written in examples/link/linkdr.yaml, against servers on
-// this machine: a primary and a DR PostgreSQL, a BIND zone with TSIG, the
-// Kubernetes API server, local Slack and PagerDuty receivers and an HTTP
-// server playing the application in the DR region. Only the environment
-// (servers, credentials, names) is swapped for local ones; the phases and
-// steps are the plan's. Only PostgreSQL is restored: there is no Redis
-// store kind yet, and the example plan does not restore Qdrant or S3 yet.
+// this machine: a primary and a DR PostgreSQL, Redis Cluster, Qdrant (the
+// OpenAPI-validated test server) and S3 bucket each, a BIND zone with
+// TSIG, the Kubernetes API server, local Slack and PagerDuty receivers and
+// an HTTP server playing the application in the DR region. Only the
+// environment (servers, credentials, names) is swapped for local ones; the
+// phases and steps are the plan's, and all four stores are restored.
 func TestRegionalFailoverRehearsal(t *testing.T) {
 	bin := buildLinkdr(t)
 	dir := t.TempDir()
@@ -163,6 +165,23 @@ func TestRegionalFailoverRehearsal(t *testing.T) {
 		INSERT INTO messages SELECT i, i % 5000, md5(i::text) FROM generate_series(1, 20000) i;`); err != nil {
 		t.Fatal(err)
 	}
+	// Sessions: a Redis Cluster in each region (3 masters, no replicas).
+	redisPrimary, redisDR := testenv.NewRedisCluster(t, 3, 0), testenv.NewRedisCluster(t, 3, 0)
+	sessionKeys := seedSessions(t, redisPrimary, 400)
+	// Vectors: a Qdrant node in each region, with the production API key.
+	qdrantPrimary := qdranttest.New(t, qdranttest.Options{APIKey: "rehearsal-qdrant-key", YellowPolls: 2})
+	qdrantDR := qdranttest.New(t, qdranttest.Options{APIKey: "rehearsal-qdrant-key"})
+	seedVectors(qdrantPrimary)
+	// Media: the uploads bucket in us-west-2, its replica and an empty
+	// bucket to restore into in us-east-1.
+	s3info := testenv.S3(t)
+	mediaBucket := testenv.NewBucket(t, s3info.Endpoint)
+	replicaBucket, restoredBucket := testenv.NewBucket(t, s3info.DREndpoint), testenv.NewBucket(t, s3info.DREndpoint)
+	seedMedia(t, s3info.Endpoint, mediaBucket, 60)
+	mediaURL := testenv.S3URL(t, s3info.Endpoint, mediaBucket, "uploads/")
+	replicaURL := testenv.S3URL(t, s3info.DREndpoint, replicaBucket, "uploads/")
+	restoredURL := testenv.S3URL(t, s3info.DREndpoint, restoredBucket, "uploads/")
+
 	zone := testenv.NewDNS(t)
 	ns := testenv.NewNamespace(t)
 	playController(t, ns)
@@ -212,10 +231,29 @@ func TestRegionalFailoverRehearsal(t *testing.T) {
 	}
 	// Backups go straight to the DR repository here; in production the
 	// daemon copies them there.
-	doc["stores"] = map[string]any{"users-db": map[string]any{
-		"kind": "postgres", "url": primary.URL, "repository": "dr", "databases": []any{"link_users"},
-		"backups": []any{map[string]any{"method": "logical", "schedule": "*/30 * * * *"}},
-	}}
+	stores := doc["stores"].(map[string]any)
+	if len(stores) != 4 {
+		t.Fatalf("the example plan has %d stores, the rehearsal swaps in 4", len(stores))
+	}
+	doc["stores"] = map[string]any{
+		"users-db": map[string]any{
+			"kind": "postgres", "url": primary.URL, "repository": "dr", "databases": []any{"link_users"},
+			"backups": []any{map[string]any{"method": "logical", "schedule": "*/30 * * * *"}},
+		},
+		"sessions": map[string]any{
+			"kind": "redis", "url": "redis://" + redisPrimary[0] + "?cluster=true", "repository": "dr",
+			"backups": []any{map[string]any{"method": "resp", "schedule": "*/15 * * * *"}},
+		},
+		"vectors": map[string]any{
+			"kind": "qdrant", "url": qdrantPrimary.URL(), "api_key": "rehearsal-qdrant-key", "repository": "dr",
+			"collections": []any{"posts", "profiles"},
+			"backups":     []any{map[string]any{"method": "snapshot", "schedule": "*/30 * * * *"}},
+		},
+		"media": map[string]any{
+			"kind": "s3", "url": mediaURL, "repository": "dr", "replica": map[string]any{"url": replicaURL},
+			"backups": []any{map[string]any{"method": "objects", "schedule": "*/15 * * * *"}},
+		},
+	}
 	doc["dns"] = map[string]any{"providers": map[string]any{"linkapp": map[string]any{
 		"type": "rfc2136", "zone": zone.Zone, "server": zone.Addr, "tsig_name": zone.TSIGName,
 		"tsig_algorithm": zone.TSIGAlgorithm, "tsig_secret": zone.TSIGSecret,
@@ -233,6 +271,9 @@ func TestRegionalFailoverRehearsal(t *testing.T) {
 		"primary_api_target":    "10.0.1.10", "dr_api_target": "10.1.0.10",
 		"primary_web_target": "api." + zone.Zone, "dr_web_target": "api-dr." + zone.Zone,
 		"dr_postgres_addr": fmt.Sprintf("127.0.0.1:%d", dr.Port), "dr_postgres_url": withDB(dr.URL, "link_users"),
+		"dr_redis_addr": redisDR[0], "dr_redis_url": "redis://" + redisDR[0],
+		"dr_qdrant_addr": strings.TrimPrefix(qdrantDR.URL(), "http://"), "dr_qdrant_url": qdrantDR.URL(),
+		"dr_media_url": restoredURL,
 	} {
 		vars[k] = v
 	}
@@ -257,9 +298,11 @@ func TestRegionalFailoverRehearsal(t *testing.T) {
 	}
 	mustRun("plan", "check")
 	mustRun("repo", "init")
-	mustRun("backup", "users-db")
+	for _, s := range []string{"users-db", "sessions", "vectors", "media"} {
+		mustRun("backup", s)
+	}
 	dry := mustRun("runbook", "run", "regional-failure", "--dry-run")
-	if !strings.Contains(dry, "20 steps, 0 preconditions failed; nothing changed") {
+	if !strings.Contains(dry, "26 steps, 0 preconditions failed; nothing changed") {
 		t.Fatalf("dry run:\n%s", dry)
 	}
 	if n := len(slack.all()) + len(pagerduty.all()); n != 0 {
@@ -280,6 +323,13 @@ func TestRegionalFailoverRehearsal(t *testing.T) {
 		if p, d := query(t, withDB(primary.URL, "link_users"), q), query(t, withDB(dr.URL, "link_users"), q); p != d {
 			t.Fatalf("%s: primary %s, DR %s", q, p, d)
 		}
+	}
+	// So do the DR Redis Cluster, Qdrant node and media bucket.
+	assertSessionsRestored(t, redisPrimary, redisDR, sessionKeys)
+	assertVectorsRestored(t, qdrantPrimary, qdrantDR)
+	media, restored := listETags(t, s3info.Endpoint, mediaBucket, "uploads/"), listETags(t, s3info.DREndpoint, restoredBucket, "uploads/")
+	if len(media) != 60 || !reflect.DeepEqual(media, restored) {
+		t.Fatalf("DR media: %d objects, primary %d (same keys and ETags: %v)", len(restored), len(media), reflect.DeepEqual(media, restored))
 	}
 	// DNS points at us-east-1, as the authoritative server says.
 	if got := digShort(t, zone.Addr, "api."+zone.Zone, "A"); got != "10.1.0.10" {
@@ -315,7 +365,7 @@ func TestRegionalFailoverRehearsal(t *testing.T) {
 
 	// Timeline, resolution and post-mortem.
 	tl := mustRun("incident", "timeline", incID)
-	for _, want := range []string{"Incident opened", "Runbook regional-failure started", "declare-failover approved by rehearsal@linkdr", "restore-users-db succeeded", "dns-api succeeded", "Phase traffic succeeded", "Run succeeded"} {
+	for _, want := range []string{"Incident opened", "Runbook regional-failure started", "declare-failover approved by rehearsal@linkdr", "restore-users-db succeeded", "restore-sessions succeeded", "restore-vectors succeeded", "restore-media succeeded", "dns-api succeeded", "Phase traffic succeeded", "Run succeeded"} {
 		if !strings.Contains(tl, want) {
 			t.Errorf("timeline lacks %q:\n%s", want, tl)
 		}
