@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -17,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -41,6 +41,20 @@ type Options struct {
 	// CollectViolations records OpenAPI violations (Violations) instead
 	// of failing the test: for tests of the validator itself.
 	CollectViolations bool
+	// Addr is where the first node listens (host:port); empty means a
+	// free port of 127.0.0.1. For the demo server, which must be found
+	// at a known address.
+	Addr string
+}
+
+// TB is what the server needs of a test: *testing.T and *testing.B have
+// it, and so does the runnable server (qdranttest/server), which is not
+// a test.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
 }
 
 // Point is one vector with its payload.
@@ -71,7 +85,7 @@ type failure struct {
 
 // Cluster is a running test deployment of one or more nodes.
 type Cluster struct {
-	t     testing.TB
+	t     TB
 	opts  Options
 	v     *validator
 	nodes []*node
@@ -91,7 +105,7 @@ type node struct {
 }
 
 // New starts a deployment; it stops when the test ends.
-func New(t testing.TB, opts Options) *Cluster {
+func New(t TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.Nodes < 1 {
 		opts.Nodes = 1
@@ -100,7 +114,16 @@ func New(t testing.TB, opts Options) *Cluster {
 	c.v = newValidator(t, opts.CollectViolations)
 	for i := range opts.Nodes {
 		n := &node{c: c, idx: i, peerID: uint64(7906894357956606 + i)}
-		n.srv = httptest.NewServer(c.v.wrap(http.HandlerFunc(n.serve)))
+		n.srv = httptest.NewUnstartedServer(c.v.wrap(http.HandlerFunc(n.serve)))
+		if i == 0 && opts.Addr != "" {
+			l, err := net.Listen("tcp", opts.Addr)
+			if err != nil {
+				t.Fatalf("qdranttest: %v", err)
+			}
+			n.srv.Listener.Close()
+			n.srv.Listener = l
+		}
+		n.srv.Start()
 		c.nodes = append(c.nodes, n)
 	}
 	t.Cleanup(func() {
@@ -244,6 +267,7 @@ func (c *Cluster) takeFailure(r *http.Request) *failure {
 var (
 	collectionRE = regexp.MustCompile(`^/collections/([^/]+)$`)
 	countRE      = regexp.MustCompile(`^/collections/([^/]+)/points/count$`)
+	scrollRE     = regexp.MustCompile(`^/collections/([^/]+)/points/scroll$`)
 	colClusterRE = regexp.MustCompile(`^/collections/([^/]+)/cluster$`)
 	snapshotsRE  = regexp.MustCompile(`^/collections/([^/]+)/snapshots$`)
 	uploadRE     = regexp.MustCompile(`^/collections/([^/]+)/snapshots/upload$`)
@@ -294,6 +318,8 @@ func (n *node) serve(w http.ResponseWriter, r *http.Request) {
 		delete(c.collections, name)
 		c.mu.Unlock()
 		writeOK(w, start, existed)
+	case r.Method == http.MethodPost && scrollRE.MatchString(p):
+		n.scroll(w, r, start, unescape(scrollRE.FindStringSubmatch(r.URL.EscapedPath())[1]))
 	case r.Method == http.MethodPost && countRE.MatchString(p):
 		n.count(w, r, start, unescape(countRE.FindStringSubmatch(r.URL.EscapedPath())[1]))
 	case r.Method == http.MethodGet && colClusterRE.MatchString(p):
@@ -395,6 +421,68 @@ func (n *node) getCollection(w http.ResponseWriter, start time.Time, name string
 		"status": status, "optimizer_status": "ok", "segments_count": len(c.nodes),
 		"points_count": total, "indexed_vectors_count": 0, "config": cfg, "payload_schema": map[string]any{},
 	})
+}
+
+// scroll pages through a collection's points in id order, as Qdrant
+// does without order_by: offset is the first id, limit the page size
+// (10), payload is on by default, vectors off. Filters are not
+// supported: it is for reading a collection back whole.
+func (n *node) scroll(w http.ResponseWriter, r *http.Request, start time.Time, name string) {
+	var req struct {
+		Offset      *uint64         `json:"offset"`
+		Limit       *int            `json:"limit"`
+		Filter      json.RawMessage `json:"filter"`
+		WithPayload *bool           `json:"with_payload"`
+		WithVector  *bool           `json:"with_vector"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			writeError(w, start, http.StatusBadRequest, "Format error in JSON body: "+err.Error())
+			return
+		}
+	}
+	if len(req.Filter) > 0 && string(req.Filter) != "null" {
+		writeError(w, start, http.StatusBadRequest, "qdranttest: scroll filters are not supported")
+		return
+	}
+	limit := 10
+	if req.Limit != nil {
+		limit = *req.Limit
+	}
+	points := n.c.Points(name)
+	n.c.mu.Lock()
+	_, ok := n.c.collections[name]
+	n.c.mu.Unlock()
+	if !ok {
+		notFound(w, start, name)
+		return
+	}
+	ids := make([]uint64, 0, len(points))
+	for id := range points {
+		if req.Offset == nil || id >= *req.Offset {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var next any
+	if len(ids) > limit {
+		next, ids = ids[limit], ids[:limit]
+	}
+	out := make([]map[string]any, len(ids))
+	for i, id := range ids {
+		rec := map[string]any{"id": id}
+		if req.WithPayload == nil || *req.WithPayload {
+			rec["payload"] = points[id].Payload
+			if rec["payload"] == nil {
+				rec["payload"] = map[string]any{}
+			}
+		}
+		if req.WithVector != nil && *req.WithVector {
+			rec["vector"] = points[id].Vector
+		}
+		out[i] = rec
+	}
+	writeOK(w, start, map[string]any{"points": out, "next_page_offset": next})
 }
 
 func (n *node) count(w http.ResponseWriter, r *http.Request, start time.Time, name string) {

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sync"
-	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -47,7 +46,7 @@ func loadRouter() (routers.Router, error) {
 
 // validator checks every request and response against the document.
 type validator struct {
-	t       testing.TB
+	t       TB
 	collect bool
 	router  routers.Router
 
@@ -56,7 +55,7 @@ type validator struct {
 	violations []string
 }
 
-func newValidator(t testing.TB, collect bool) *validator {
+func newValidator(t TB, collect bool) *validator {
 	r, err := loadRouter()
 	if err != nil {
 		t.Fatalf("qdranttest: %v", err)
