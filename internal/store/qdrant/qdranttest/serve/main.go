@@ -49,12 +49,12 @@ func main() {
 			log.Fatalf("-seed %s: %v", s, err)
 		}
 	}
+	fmt.Printf("qdranttest %s at %s: linkdr's OpenAPI-conformant test server for Qdrant, not Qdrant\n", qdranttest.Version, c.URL())
 	if *urlFile != "" {
 		if err := os.WriteFile(*urlFile, []byte(c.URL()+"\n"), 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
-	fmt.Printf("qdranttest %s at %s: linkdr's OpenAPI-conformant test server for Qdrant, not Qdrant\n", qdranttest.Version, c.URL())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
