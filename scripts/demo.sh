@@ -25,9 +25,16 @@ scripts/testenv.sh up pg redis s3
 # shellcheck disable=SC1091
 set -a; source .testenv/env; set +a
 work="$root/.demo"
-# A previous run's own servers (an interrupted run leaves them behind).
+# A previous run's own servers (an interrupted run leaves them behind):
+# only a process whose command line or working directory (redis-server
+# rewrites its title) is in this directory, in case the pid was reused.
 for f in "$work"/run/*.pid; do
-  [[ -f $f ]] && kill "$(<"$f")" 2>/dev/null || true
+  [[ -f $f ]] || continue
+  pid=$(<"$f")
+  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$work/run" ||
+    [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$work/run/"* ]]; then
+    kill "$pid"
+  fi
 done
 rm -rf "$work"; mkdir -p "$work/run"
 pids=()
@@ -74,7 +81,7 @@ echo "Redis Cluster: 3 masters on 127.0.0.1:${redis_ports[*]}"
 # as a process; it seeds the collections itself.
 go build -o bin/qdranttest-serve ./internal/store/qdrant/qdranttest/serve
 bin/qdranttest-serve -addr "127.0.0.1:$(free_port)" -api-key demo-qdrant-key \
-  -seed posts:64:20000 -seed profiles:32:10000 -url-file "$work/run/qdrant.url" >"$work/run/qdrant.log" 2>&1 &
+  -seed posts:64:6000 -seed profiles:32:3000 -url-file "$work/run/qdrant.url" >"$work/run/qdrant.log" 2>&1 &
 pids+=($!); echo $! >"$work/run/qdrant.pid"
 await 20 test -s "$work/run/qdrant.url"
 qdrant_url=$(<"$work/run/qdrant.url")
@@ -128,7 +135,7 @@ SQL
 }
 
 # --- Redis: sessions and cache ---------------------------------------------
-rcli() { redis-cli -c -p "${redis_ports[0]}" "$@"; }
+rcli() { redis-cli -c -p "${redis_ports[0]}"; }
 say "loading sessions and cache into the Redis Cluster"
 # 3000 sessions (strings, 1-24 h TTLs), 1000 carts (hashes, 2 h TTLs),
 # 1000 feeds (lists), 500 online sets, 500 leaderboards (sorted sets).
@@ -180,8 +187,8 @@ s3_upload() {
   awk -v u="$1/$2" -v d="$3" '{ printf "upload-file = \"%s/%s\"\nurl = \"%s/%s\"\noutput = \"/dev/null\"\n", d, $1, u, $1 }' "$3/index" >"$work/run/s3-upload.cfg"
   s3curl --parallel --parallel-max 16 -K "$work/run/s3-upload.cfg"
 }
-media_bucket=linkdr-demo-media
-replica_bucket=linkdr-demo-media-replica
+media_bucket="linkdr-demo-media"
+replica_bucket="linkdr-demo-media-replica"
 s3=$LINKDR_TEST_S3_ENDPOINT
 s3dr=$LINKDR_TEST_S3_DR_ENDPOINT
 say "uploading media into S3 ($s3/$media_bucket, replicated to $s3dr/$replica_bucket)"
@@ -206,13 +213,17 @@ media_before=$(s3_list "$s3" "$media_bucket")
 # --- Qdrant: vectors ---------------------------------------------------------
 qcurl() { curl -sS -f -H "api-key: demo-qdrant-key" -H 'content-type: application/json' "$@"; }
 qdrant_count() { qcurl -X POST "$qdrant_url/collections/$1/points/count" -d '{"exact":true}' | grep -o '"count":[0-9]*' | cut -d: -f2; }
-# Every point of a collection (id, payload, vector), page by page, hashed.
+# Every point of a collection (id, payload, vector), page by page, hashed
+# (without the answers' "time"). The test server validates every answer
+# against Qdrant's OpenAPI document, which is what makes this slow.
 qdrant_digest() {
-  local offset=null page
-  while [[ $offset != null ]] || [[ -z ${page:-} ]]; do
-    page=$(qcurl -X POST "$qdrant_url/collections/$1/points/scroll" -d "{\"limit\":5000,\"offset\":$offset,\"with_payload\":true,\"with_vector\":true}")
-    sed 's/"time":[0-9.e+-]*//' <<<"$page"
-    offset=$(grep -o '"next_page_offset":[0-9a-z]*' <<<"$page" | cut -d: -f2)
+  local offset=null page=$work/run/scroll.json
+  while :; do
+    qcurl -o "$page" -X POST "$qdrant_url/collections/$1/points/scroll" \
+      -d "{\"limit\":5000,\"offset\":$offset,\"with_payload\":true,\"with_vector\":true}"
+    sed 's/"time":[0-9.e+-]*//' "$page"
+    offset=$(grep -o '"next_page_offset":[0-9a-z]*' "$page" | cut -d: -f2)
+    [[ $offset != null ]] || break
   done | md5sum | cut -d' ' -f1
 }
 declare -A qdrant_before
