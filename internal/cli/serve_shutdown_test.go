@@ -19,6 +19,7 @@ import (
 // within a long grace period, and aborts it — leaving nothing visible,
 // no leftovers and no lease — when the grace period is short.
 func TestServeGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	db := testenv.NewDatabase(t, "serve_grace")
 	// Enough poorly compressible text that a dump takes a while.
 	if err := sqlExec(db, `CREATE TABLE messages AS SELECT i AS id, md5(i::text) || md5((i+1)::text) || md5((i*7)::text) AS body
