@@ -108,6 +108,7 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	log.Info("starting", "version", Version, "plan", p.Path, "stores", len(p.Stores), "leader_election", el.Mode(), "identity", el.Observe().Identity)
 	d := daemon.New(daemon.Config{
 		Runner: r, Elector: el, Log: log, Version: Version,
+		Drill: serveDrill(g, r, log, nil),
 		Listen: func(ctx context.Context, d *daemon.Daemon) error {
 			h := server.Handler(server.Options{Backend: d, Registry: d.Metrics.Registry, Token: token,
 				MetricsPublic: p.Serve.MetricsPublic, Secure: cert != "", Version: Version, Name: p.Name, Log: log})
