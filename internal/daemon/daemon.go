@@ -1,11 +1,11 @@
 // Package daemon is `linkdr serve`: independent actors sharing one
 // context — leader election, the scheduler (backups, retention, verify,
-// cross-region copy, drills) on the leader only, a reader that keeps the posture
-// of every repository fresh on every replica, and the HTTP server — and
-// the order in which they stop: on SIGTERM nothing new starts, running
-// work gets the grace period to finish and is then aborted (an aborted
-// backup leaves nothing visible), and only then is the leadership handed
-// over and the listener closed.
+// cross-region copy, drills) on the leader only, a reader that keeps the
+// posture of every repository and the drill reports fresh on every
+// replica, and the HTTP server — and the order in which they stop: on
+// SIGTERM nothing new starts, running work gets the grace period to
+// finish and is then aborted (an aborted backup leaves nothing visible),
+// and only then is the leadership handed over and the listener closed.
 package daemon
 
 import (
