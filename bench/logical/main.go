@@ -49,6 +49,9 @@ type result struct {
 func (r *result) median() float64 {
 	s := append([]float64(nil), r.Seconds...)
 	sort.Float64s(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
 	return s[len(s)/2]
 }
 
@@ -98,8 +101,10 @@ retention: {keep_last: 1, keep_hourly: 0, keep_daily: 0, keep_weekly: 0, keep_mo
 			secs, rss := timed(env, *linkdr, "backup", "bench")
 			bLinkdr.Seconds = append(bLinkdr.Seconds, secs)
 			bLinkdr.MaxRSS = max(bLinkdr.MaxRSS, rss)
+			// Retention first (keep_last: 1), so the size is this backup's
+			// alone, not this round's plus the previous round's.
+			runEnv(env, *linkdr, "retention", "apply")
 			bLinkdr.Bytes = dirSize(repoDir + "/backups")
-			runEnv(env, *linkdr, "retention", "apply") // keep one backup: sizes stay per-backup
 		},
 		func() {
 			secs, _ := timed(nil, "bash", "-c", fmt.Sprintf("%s -Fc -d %s > %s", pgDump, dbURL, dumpFile))

@@ -142,6 +142,7 @@ func newCrashEnv(t *testing.T) *cliEnv {
 // visible; the dead writer's lease blocks others (exit 11) until it
 // expires, then backups work again.
 func TestKilledBackup(t *testing.T) {
+	t.Parallel()
 	c := newCrashEnv(t)
 	c.startBackupAndStop(syscall.SIGKILL)
 	if n := c.listed(); n != 0 {
@@ -170,6 +171,7 @@ func TestKilledBackup(t *testing.T) {
 // TestInterruptedBackup: Ctrl-C exits 130, removes what was written and
 // releases the lease at once.
 func TestInterruptedBackup(t *testing.T) {
+	t.Parallel()
 	c := newCrashEnv(t)
 	out, code := c.startBackupAndStop(syscall.SIGINT)
 	if code != ExitInterrupted || !strings.Contains(out, "interrupted") {

@@ -130,6 +130,18 @@ func serveDrill(g *globals, r *ops.Runner, log *slog.Logger, now func() time.Tim
 }
 
 func printDrill(g *globals, rep *drillreport.Report) {
+	if sc := rep.Scenario; sc != nil {
+		t := newTable(g.stdout, "SCENARIO", "RUN", "PHASE", "TOOK", "BUDGET", "RESULT")
+		for _, ph := range sc.Phases {
+			res := "OK"
+			if !ph.OK {
+				res = "OVER BUDGET"
+			}
+			t.row(sc.ID, sc.RunID, ph.Name, render.Seconds(ph.Seconds), render.Seconds(ph.BudgetSeconds), res)
+		}
+		t.row(sc.ID, sc.RunID, "(total)", render.Seconds(sc.RTOSeconds), render.Seconds(sc.RTOObjectiveSeconds), verdict(rep.OK && sc.RTOSeconds <= sc.RTOObjectiveSeconds, "OK", "OVER RTO"))
+		t.flush()
+	}
 	t := newTable(g.stdout, "STORE", "BACKUP", "RESULT", "RTO", "RPO", "CANARY RPO", "INTEGRITY", "CLEANUP")
 	for _, s := range rep.Stores {
 		res := "OK"
@@ -150,15 +162,14 @@ func printDrill(g *globals, rep *drillreport.Report) {
 		}
 		t.row(s.Store, s.BackupID, res, render.Seconds(s.RTOSeconds), render.Seconds(s.RPOSeconds), canary, integrity, clean)
 	}
-	t.flush()
+	if len(rep.Stores) > 0 {
+		t.flush()
+	}
 	if len(rep.Skipped) > 0 {
 		fmt.Fprintf(g.stdout, "not drilled (no drill for their kind yet): %s\n", strings.Join(rep.Skipped, ", "))
 	}
-	verdict := "PASSED"
-	if !rep.OK {
-		verdict = "FAILED: " + rep.Error
-	}
-	fmt.Fprintf(g.stdout, "drill %s %s\nreport: drills/%s.json (linkdr drill report %s -o html > drill.html)\n", rep.ID, verdict, rep.ID, rep.ID)
+	fmt.Fprintf(g.stdout, "drill %s %s\nreport: drills/%s.json (linkdr drill report %s -o html > drill.html)\n",
+		rep.ID, verdict(rep.OK, "PASSED", "FAILED: "+rep.Error), rep.ID, rep.ID)
 }
 
 // drillReports reads every drill report of the primary repository.
@@ -377,4 +388,11 @@ func (h rehearser) Rehearse(ctx context.Context, scenario string, vars map[strin
 		return out, fmt.Errorf("runbook %s (run %s): %w", scenario, id, err)
 	}
 	return out, nil
+}
+
+func verdict(ok bool, yes, no string) string {
+	if ok {
+		return yes
+	}
+	return no
 }

@@ -17,6 +17,7 @@ import (
 // TestPITRFromStandby: the base backup is taken from a streaming standby
 // (the primary only archives WAL); restoring it replays the primary's WAL.
 func TestPITRFromStandby(t *testing.T) {
+	t.Parallel()
 	e := newPITREnv(t, "archive")
 	primary := testenv.NewPostgres(t, testenv.PostgresOptions{Conf: e.archiveConf()})
 	standby := testenv.NewPostgres(t, testenv.PostgresOptions{StandbyOf: primary})
@@ -62,6 +63,7 @@ func TestPITRFromStandby(t *testing.T) {
 // by wal verify, by verify (when a backup needs it) and by restore
 // --dry-run, and a restore refuses before writing anything.
 func TestPITRMissingSegment(t *testing.T) {
+	t.Parallel()
 	e := newPITREnv(t, "archive")
 	pg := testenv.NewPostgres(t, testenv.PostgresOptions{Conf: e.archiveConf()})
 	e.writePlan(pg.URL, "archive")
@@ -119,6 +121,7 @@ func TestPITRMissingSegment(t *testing.T) {
 // archived segment or one that does not count; PostgreSQL's retry then
 // archives it, and its content reads back intact.
 func TestKilledWALPush(t *testing.T) {
+	t.Parallel()
 	e := newPITREnv(t, "archive")
 	pg := testenv.NewPostgres(t, testenv.PostgresOptions{})
 	e.writePlan(pg.URL, "archive")
@@ -196,6 +199,7 @@ func leftovers(t *testing.T, dir string) int {
 // visible; once the dead writer's lease expires a new backup works and
 // verifies, WAL included.
 func TestKilledBaseBackup(t *testing.T) {
+	t.Parallel()
 	e := newPITREnv(t, "archive")
 	pg := testenv.NewPostgres(t, testenv.PostgresOptions{Conf: e.archiveConf()})
 	e.writePlan(pg.URL, "archive")

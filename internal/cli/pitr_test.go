@@ -42,6 +42,7 @@ func (e *pitrEnv) restoreInto(t *testing.T, args ...string) *testenv.Postgres {
 // a time, an LSN and a named restore point in the middle of the history
 // hold every row committed before the target and none after.
 func TestPITR(t *testing.T) {
+	t.Parallel()
 	e := newPITREnv(t, "archive")
 	pg := testenv.NewPostgres(t, testenv.PostgresOptions{Conf: e.archiveConf()})
 	e.writePlan(pg.URL, "archive")

@@ -70,6 +70,7 @@ func (e *pitrEnv) startReceiver(t *testing.T) *receiverProc {
 // Killing the receiver with SIGKILL and restarting it loses nothing: a
 // --latest restore holds every committed row.
 func TestWALReceive(t *testing.T) {
+	t.Parallel()
 	e := newPITREnv(t, "stream")
 	pg := testenv.NewPostgres(t, testenv.PostgresOptions{})
 	e.writePlan(pg.URL, "stream")

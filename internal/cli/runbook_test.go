@@ -96,6 +96,7 @@ func (c *cliEnv) file(name string) string {
 // no finished step runs again, the killed one does; the approval gate
 // pauses the run (exit 22) until `runbook approve`.
 func TestRunbookKillAndResume(t *testing.T) {
+	t.Parallel()
 	c := newRunbookEnv(t)
 	cmd := exec.Command(c.bin, "runbook", "run", "drill")
 	cmd.Dir, cmd.Env = c.dir, c.env
@@ -176,6 +177,7 @@ func TestRunbookKillAndResume(t *testing.T) {
 const runPrefix = "run-"
 
 func TestRunbookExitCodes(t *testing.T) {
+	t.Parallel()
 	c := newRunbookEnv(t)
 	// Step two of drill sleeps on its first try (for the kill test).
 	if err := os.WriteFile(filepath.Join(c.dir, "second-try"), nil, 0o644); err != nil {

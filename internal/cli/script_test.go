@@ -21,6 +21,10 @@ import (
 	"github.com/linkapp/linkdr/internal/testenv"
 )
 
+// Every test of this package runs in parallel with the others (they wait
+// on servers far more than they compute, and each has its own databases,
+// repositories and binary); TestRegionalFailoverRehearsal does not, as it
+// sets KUBECONFIG for the process.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"linkdr": func() {
@@ -37,6 +41,7 @@ func TestMain(m *testing.M) {
 // gets a fresh database $DB on the server $PGBASE with a few tables, and
 // $PGDB, the URL of that database.
 func TestScript(t *testing.T) {
+	t.Parallel()
 	pgURL := testenv.PostgresURL(t)
 	s3 := testenv.S3(t)
 	ageBin := testenv.Bin(t, "age")

@@ -23,6 +23,7 @@ import (
 // Kubernetes API server, and a lease object in the primary repository on
 // the real S3 server (conditional writes).
 func TestServeLeaderElection(t *testing.T) {
+	t.Parallel()
 	const lease, retry = 4 * time.Second, 500 * time.Millisecond
 	for _, mode := range []string{"kubernetes", "repository"} {
 		t.Run(mode, func(t *testing.T) {
@@ -171,6 +172,7 @@ func checkNeverBoth(t *testing.T, old, next *serveProc) {
 // answering, /readyz turns red and the metrics show it; when it answers
 // again serve recovers by itself and backs up again.
 func TestServeRepositoryUnreachable(t *testing.T) {
+	t.Parallel()
 	s3 := testenv.S3(t)
 	bucket := testenv.NewBucket(t, s3.Endpoint)
 	u, _ := url.Parse(s3.Endpoint)
@@ -244,6 +246,7 @@ stores:
 // token) and evaluates the shipped rules; backups stop (the database is
 // gone) and the RPO alert fires through Prometheus's alerts API.
 func TestServePrometheusAlert(t *testing.T) {
+	t.Parallel()
 	db, dbName := servedDatabase(t, "serve_prom")
 	dir := t.TempDir()
 	repoURL := "file://" + filepath.Join(dir, "repo")
@@ -372,6 +375,7 @@ scrape_configs:
 // in through ?token=, which sets the cookie and redirects) and finds every
 // store of the plan, its RPO bar and timeline.
 func TestServeDashboard(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	repoURL := "file://" + filepath.Join(dir, "repo")
 	db1, n1 := servedDatabase(t, "dash_users")

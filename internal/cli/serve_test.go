@@ -42,6 +42,7 @@ func pgStore(name, dbURL, dbName, schedule, rpo string) string {
 // drills/ and runs/ — verification runs in both, the API needs the
 // token, and SIGTERM stops it cleanly.
 func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
 	s3 := testenv.S3(t)
 	primaryURL := testenv.S3URL(t, s3.Endpoint, testenv.NewBucket(t, s3.Endpoint), "linkdr")
 	drURL := testenv.S3URL(t, s3.DREndpoint, testenv.NewBucket(t, s3.DREndpoint), "linkdr")
@@ -267,6 +268,7 @@ serve:
 // TestServeInvalidPlan: serve refuses to start on an invalid plan, with
 // every problem, and without a token.
 func TestServeInvalidPlan(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "linkdr.yaml")
 	os.WriteFile(bad, []byte("version: 1\nname: x\nserve: {listen: nowhere, grace_period: 0s}\n"), 0o644)

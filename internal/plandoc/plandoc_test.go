@@ -107,17 +107,6 @@ func TestExampleCoversThePlanDocument(t *testing.T) {
 	}
 }
 
-// isScenario: the six scenarios and their phases come with the runbook
-// engine's scenarios: section; see TestScenarios for their rendering.
-func isScenario(h string) bool {
-	for _, s := range []string{"Failure", "Phase", "Corruption", "Breach", "Regional"} {
-		if strings.Contains(h, s) {
-			return true
-		}
-	}
-	return false
-}
-
 func hasSuffixHeading(hs map[string]bool, s string) bool {
 	for h := range hs {
 		if strings.HasSuffix(h, s) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,15 +146,21 @@ func removeBucket(client *s3.Client, bucket string) error {
 	return errors.Join(errs...)
 }
 
+var awsEnvOnce sync.Once
+
 // S3URL returns a gocloud-style URL for prefix in bucket at endpoint,
 // s3://BUCKET/PREFIX?region=R&endpoint=E&use_path_style=true, and sets AWS_ACCESS_KEY_ID,
-// AWS_SECRET_ACCESS_KEY and AWS_REGION for the test (so it cannot run in parallel).
+// AWS_SECRET_ACCESS_KEY and AWS_REGION for the process: they are the shared
+// servers' credentials, the same for every test, so setting them once
+// (rather than with t.Setenv) lets tests that use them run in parallel.
 func S3URL(t testing.TB, endpoint, bucket, prefix string) string {
 	t.Helper()
 	info := S3(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", info.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", info.SecretKey)
-	t.Setenv("AWS_REGION", info.Region)
+	awsEnvOnce.Do(func() {
+		os.Setenv("AWS_ACCESS_KEY_ID", info.AccessKey)
+		os.Setenv("AWS_SECRET_ACCESS_KEY", info.SecretKey)
+		os.Setenv("AWS_REGION", info.Region)
+	})
 	q := url.Values{}
 	q.Set("region", info.Region)
 	q.Set("endpoint", endpoint)
