@@ -175,6 +175,7 @@ func mustTime(s string) time.Time {
 // which does not repeat the drill; a slot missed by more than catch_up
 // is skipped with a log line, one missed by less is made up.
 func TestServeScheduledDrill(t *testing.T) {
+	t.Parallel()
 	db, dbName := servedDatabase(t, "serve_drill")
 	u, _ := url.Parse(db)
 	u.Path = "/postgres"
