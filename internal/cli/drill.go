@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -68,32 +69,7 @@ where and why), and the usual codes when it could not start (2 usage,
 			if !g.json() {
 				dr.Progress = func(s string) { fmt.Fprintf(g.stderr, "drill: %s\n", s) }
 			}
-			d, kind := r.Plan.Drills[args[0]], args[0]
-			if d != nil {
-				kind = d.Kind
-			}
-			ctx := cmd.Context()
-			var rep *drillreport.Report
-			switch kind {
-			case plan.DrillRestore:
-				if scenario != "" {
-					return usagef("--scenario belongs to failover drills")
-				}
-				rep, err = dr.Restore(ctx, drill.RestoreOptions{Drill: d, Stores: stores})
-			case plan.DrillFailover:
-				if len(stores) > 0 {
-					return usagef("--store belongs to restore drills")
-				}
-				o, oerr := g.operations(ctx, "")
-				if oerr != nil {
-					return oerr
-				}
-				defer o.closeRepo()
-				dr.Rehearser = rehearser{o}
-				rep, err = dr.Failover(ctx, d, scenario)
-			default:
-				return usagef(fmt.Sprintf("no drill %q in %s (drills: %s; or restore, failover)", args[0], r.Plan.Path, strings.Join(r.Plan.DrillNames(), ", ")))
-			}
+			rep, err := runDrill(cmd.Context(), g, dr, args[0], stores, scenario)
 			if rep == nil {
 				return err
 			}
@@ -110,6 +86,47 @@ where and why), and the usual codes when it could not start (2 usage,
 	cmd.Flags().StringArrayVar(&stores, "store", nil, "drill only this store (repeatable)")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "failover: the scenario to rehearse")
 	return cmd
+}
+
+// runDrill runs a drill with dr: name is a drill of the plan (its kind,
+// stores, scratch servers and checks apply), or "restore" or "failover"
+// for an ad-hoc one. `drill run` and serve's scheduled drills both run
+// through it. The report comes back even when the drill failed.
+func runDrill(ctx context.Context, g *globals, dr *drill.Runner, name string, stores []string, scenario string) (*drillreport.Report, error) {
+	p := dr.Ops.Plan
+	d, kind := p.Drills[name], name
+	if d != nil {
+		kind = d.Kind
+	}
+	switch kind {
+	case plan.DrillRestore:
+		if scenario != "" {
+			return nil, usagef("--scenario belongs to failover drills")
+		}
+		return dr.Restore(ctx, drill.RestoreOptions{Drill: d, Stores: stores})
+	case plan.DrillFailover:
+		if len(stores) > 0 {
+			return nil, usagef("--store belongs to restore drills")
+		}
+		o, err := g.operations(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		defer o.closeRepo()
+		dr.Rehearser = rehearser{o}
+		return dr.Failover(ctx, d, scenario)
+	}
+	return nil, usagef(fmt.Sprintf("no drill %q in %s (drills: %s; or restore, failover)", name, p.Path, strings.Join(p.DrillNames(), ", ")))
+}
+
+// serveDrill is how serve runs the plan's drills on their schedule: as
+// `drill run NAME` does, with trigger "schedule". now stamps the drill
+// (nil: the wall clock).
+func serveDrill(g *globals, r *ops.Runner, log *slog.Logger, now func() time.Time) func(ctx context.Context, name string) (*drillreport.Report, error) {
+	return func(ctx context.Context, name string) (*drillreport.Report, error) {
+		dr := &drill.Runner{Ops: r, Log: log.With("drill", name), Trigger: "schedule", Now: now}
+		return runDrill(ctx, g, dr, name, nil, "")
+	}
 }
 
 func printDrill(g *globals, rep *drillreport.Report) {

@@ -38,14 +38,16 @@ func newServeCmd(g *globals) *cobra.Command {
 	o := &serveOptions{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the daemon: scheduled backups, retention, verification, DR copy, metrics, API, dashboard",
+		Short: "Run the daemon: scheduled backups, retention, verification, drills, DR copy, metrics, API, dashboard",
 		Long: `serve runs until SIGTERM or Ctrl-C. On the leader replica it runs every
 store's backups on their schedules (cron, with serve.jitter; never two runs
 of one store at once; activations missed while no replica ran are made up
 by one run at start), retention on retention.schedule, verification of the
-newest backups on verify.schedule, and copies every new object (backups,
-WAL, drills, runs) into each repository with copy_from, verified by
-checksum. Every replica serves, on serve.listen:
+newest backups on verify.schedule, the plan's drills on their slots (one
+at a time, as "drill run NAME" does; a slot missed while no replica led
+is made up only within the drill's catch_up), and copies every new object
+(backups, WAL, drills, runs) into each repository with copy_from, verified
+by checksum. Every replica serves, on serve.listen:
 
   /healthz   alive (no token)
   /readyz    primary repository reachable and leader known (no token)
@@ -108,6 +110,7 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	log.Info("starting", "version", Version, "plan", p.Path, "stores", len(p.Stores), "leader_election", el.Mode(), "identity", el.Observe().Identity)
 	d := daemon.New(daemon.Config{
 		Runner: r, Elector: el, Log: log, Version: Version,
+		Drill: serveDrill(g, r, log, nil),
 		Listen: func(ctx context.Context, d *daemon.Daemon) error {
 			h := server.Handler(server.Options{Backend: d, Registry: d.Metrics.Registry, Token: token,
 				MetricsPublic: p.Serve.MetricsPublic, Secure: cert != "", Version: Version, Name: p.Name, Log: log})

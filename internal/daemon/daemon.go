@@ -1,11 +1,11 @@
 // Package daemon is `linkdr serve`: independent actors sharing one
 // context — leader election, the scheduler (backups, retention, verify,
-// cross-region copy) on the leader only, a reader that keeps the posture
-// of every repository fresh on every replica, and the HTTP server — and
-// the order in which they stop: on SIGTERM nothing new starts, running
-// work gets the grace period to finish and is then aborted (an aborted
-// backup leaves nothing visible), and only then is the leadership handed
-// over and the listener closed.
+// cross-region copy, drills) on the leader only, a reader that keeps the
+// posture of every repository and the drill reports fresh on every
+// replica, and the HTTP server — and the order in which they stop: on
+// SIGTERM nothing new starts, running work gets the grace period to
+// finish and is then aborted (an aborted backup leaves nothing visible),
+// and only then is the leadership handed over and the listener closed.
 package daemon
 
 import (
@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/linkapp/linkdr/internal/drillreport"
 	"github.com/linkapp/linkdr/internal/leader"
 	"github.com/linkapp/linkdr/internal/metrics"
 	"github.com/linkapp/linkdr/internal/ops"
@@ -37,6 +38,10 @@ type Config struct {
 	// Listen runs the HTTP server until its context is done; the daemon
 	// cancels it last. nil: no HTTP (tests).
 	Listen func(ctx context.Context, d *Daemon) error
+	// Drill runs the plan's drill name and saves its report in the primary
+	// repository (trigger "schedule"); the report comes back even when
+	// the drill failed. nil: drill jobs fail.
+	Drill func(ctx context.Context, name string) (*drillreport.Report, error)
 }
 
 // Daemon is a running `linkdr serve`.
@@ -49,6 +54,7 @@ type Daemon struct {
 	started time.Time
 
 	posture  atomic.Pointer[ops.Posture]
+	drills   drillState
 	refresh  chan struct{}
 	kickCopy chan struct{}
 	stopping atomic.Bool
@@ -80,7 +86,7 @@ func New(cfg Config) *Daemon {
 		cfg: cfg, plan: cfg.Runner.Plan, log: cfg.Log, clock: cfg.Clock, started: cfg.Clock.Now(),
 		refresh: make(chan struct{}, 1), kickCopy: make(chan struct{}, 1), lastGood: map[string]ops.StoreStatus{},
 	}
-	d.Metrics = metrics.New(cfg.Version, metrics.Source{Posture: d.Posture, Now: cfg.Clock.Now})
+	d.Metrics = metrics.New(cfg.Version, metrics.Source{Posture: d.Posture, Now: cfg.Clock.Now, Drills: d.DrillStatus})
 	return d
 }
 
@@ -210,7 +216,8 @@ func (d *Daemon) Refresh() {
 }
 
 // refresher reads the repositories every refresh_interval (and when
-// asked), on every replica.
+// asked), on every replica: the posture, and the drill reports behind
+// the drill gauges.
 func (d *Daemon) refresher(ctx context.Context) error {
 	every := d.plan.Serve.RefreshInterval.D()
 	for {
@@ -229,6 +236,11 @@ func (d *Daemon) refresher(ctx context.Context) error {
 				}
 			}
 		}
+		rctx, cancel = context.WithTimeout(ctx, max(every, 30*time.Second))
+		if _, err := d.readDrills(rctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("read drill reports", "err", err)
+		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return nil

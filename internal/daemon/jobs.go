@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/linkapp/linkdr/internal/drill"
 	"github.com/linkapp/linkdr/internal/repo"
 	"github.com/linkapp/linkdr/internal/schedule"
 )
@@ -45,14 +46,16 @@ func (d *Daemon) jobs() []schedule.Job {
 	for _, c := range d.plan.CopyRepositories() {
 		out = append(out, schedule.Job{Name: KindCopy + " " + c, Group: KindCopy + " " + c, Schedule: every(d.plan.Serve.CopyInterval.D())})
 	}
-	return out
+	return append(out, d.drillJobs()...)
 }
 
 // lastRuns reads from the repositories when each job last ran, so that
 // activations missed while no replica led are made up once at start.
 // Backups: the newest backup's start; verify: the oldest of the stores'
-// last verifications. Retention and copy keep no record: they run once at
-// start, which is harmless (both are idempotent).
+// last verifications; drills: the newest report of each (its start), so
+// a restarted daemon neither repeats a drill nor forgets one. Retention
+// and copy keep no record: they run once at start, which is harmless
+// (both are idempotent).
 func (d *Daemon) lastRuns(ctx context.Context) map[string]time.Time {
 	out := map[string]time.Time{}
 	repos := map[string]*repo.Repo{}
@@ -105,6 +108,17 @@ func (d *Daemon) lastRuns(ctx context.Context) map[string]time.Time {
 	if verifyKnown && !oldestVerify.IsZero() {
 		out[KindVerify] = oldestVerify
 	}
+	if len(d.plan.Drills) > 0 {
+		reps, err := d.readDrills(ctx)
+		if err != nil {
+			// Without the reports a drill whose slot is within catch_up
+			// may run again; one further back waits for its next slot.
+			d.log.Warn("read last runs: drill reports", "err", err)
+		}
+		for name, at := range drill.LastRuns(reps) {
+			out[drillJob(name)] = at
+		}
+	}
 	return out
 }
 
@@ -124,6 +138,8 @@ func (d *Daemon) do(ctx context.Context, r schedule.Run) error {
 		err = d.doVerify(ctx, &rec)
 	case KindCopy:
 		err = d.doCopy(ctx, subject, &rec)
+	case KindDrill:
+		err = d.doDrill(ctx, subject, &rec)
 	default:
 		err = fmt.Errorf("unknown job %q", r.Job.Name)
 	}

@@ -79,7 +79,11 @@ func (d *Daemon) lead(leadCtx context.Context) {
 	cancel()
 	now := d.clock.Now()
 	l := &schedule.Loop{
-		S:     schedule.New(now, d.jobs(), last, schedule.Options{Jitter: d.plan.Serve.Jitter.D()}),
+		S: schedule.New(now, d.jobs(), last, schedule.Options{Jitter: d.plan.Serve.Jitter.D(),
+			Skipped: func(j schedule.Job, missed, next time.Time) {
+				d.log.Warn("missed activation skipped: more than catch_up late", "job", j.Name,
+					"missed", missed.UTC(), "catch_up", j.CatchUp, "next", next.UTC())
+			}}),
 		Clock: d.clock,
 		Do:    d.do,
 	}

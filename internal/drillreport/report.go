@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"gocloud.dev/blob"
@@ -207,6 +208,21 @@ func Save(ctx context.Context, b *blob.Bucket, r *Report) error {
 
 // List reads every report, oldest first.
 func List(ctx context.Context, b *blob.Bucket) ([]*Report, error) {
+	return (&Cache{}).List(ctx, b)
+}
+
+// Cache keeps the reports it read: a report is never overwritten, so a
+// daemon listing them on every refresh reads only the new ones. The zero
+// Cache is ready; it is safe for concurrent use.
+type Cache struct {
+	mu    sync.Mutex
+	byKey map[string]*Report
+}
+
+// List reads every report of the bucket, oldest first, reading only those
+// not read before. The reports are shared between calls: callers must
+// not change them.
+func (c *Cache) List(ctx context.Context, b *blob.Bucket) ([]*Report, error) {
 	var keys []string
 	it := b.List(&blob.ListOptions{Prefix: Prefix})
 	for {
@@ -222,13 +238,29 @@ func List(ctx context.Context, b *blob.Bucket) ([]*Report, error) {
 		}
 	}
 	sort.Strings(keys)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byKey == nil {
+		c.byKey = map[string]*Report{}
+	}
 	out := make([]*Report, 0, len(keys))
+	seen := make(map[string]bool, len(keys))
 	for _, k := range keys {
-		r, err := read(ctx, b, k)
-		if err != nil {
-			return nil, err
+		seen[k] = true
+		r, ok := c.byKey[k]
+		if !ok {
+			var err error
+			if r, err = read(ctx, b, k); err != nil {
+				return nil, err
+			}
+			c.byKey[k] = r
 		}
 		out = append(out, r)
+	}
+	for k := range c.byKey {
+		if !seen[k] {
+			delete(c.byKey, k)
+		}
 	}
 	return out, nil
 }

@@ -35,6 +35,7 @@ type Metrics struct {
 	RetentionFailures *prometheus.CounterVec
 	RetentionLast     *prometheus.GaugeVec
 	JobRuns           *prometheus.CounterVec
+	DrillFailures     *prometheus.CounterVec
 	Leader            prometheus.Gauge
 }
 
@@ -44,6 +45,30 @@ type Source struct {
 	Posture func() *ops.Posture
 	// Up reports whether each repository answered the last reading.
 	Now func() time.Time
+	// Drills is what the drill reports say of each drill of the plan
+	// (nil: no drill gauges).
+	Drills func() []Drill
+}
+
+// Drill is what the reports in the primary repository say of one drill
+// of the plan.
+type Drill struct {
+	Name string
+	// Scheduled: the plan gives the drill a schedule (a missed one is
+	// overdue), as opposed to an on-demand drill.
+	Scheduled bool
+	// LastRun is when the newest run started (zero: it never ran); the
+	// fields up to RPO describe that run.
+	LastRun time.Time
+	LastOK  bool
+	// RTO is the measured RTO (the slowest store's restore and
+	// validation; the rehearsal's duration for failover drills), against
+	// RTOObjective, the objective the drill was judged by. RPO is the
+	// largest data loss an outage at drill time would have caused.
+	RTO, RTOObjective, RPO time.Duration
+	HasRTO, HasRPO         bool
+	// LastSuccess is when the newest passing run started (zero: none).
+	LastSuccess time.Time
 }
 
 // New registers everything on a fresh registry.
@@ -78,6 +103,8 @@ func New(version string, src Source) *Metrics {
 			Help: "When retention last completed without error (Unix time)."}, r),
 		JobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linkdr_job_runs_total",
 			Help: "Scheduled, catch-up and manual job runs by kind and result (ok, failed, aborted)."}, []string{"kind", "result"}),
+		DrillFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linkdr_drill_failures_total",
+			Help: "Drill runs that failed, by drill (counted by the replica that ran them)."}, []string{"drill"}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "linkdr_leader",
 			Help: "1 if this replica leads (schedules work), else 0."}),
 	}
@@ -87,8 +114,8 @@ func New(version string, src Source) *Metrics {
 	build.Set(1)
 	reg.MustRegister(m.BackupFailures, m.BackupLastFailure, m.VerifyFailures, m.VerifyLastFailure,
 		m.CopyObjects, m.CopyBytes, m.CopyFailures, m.CopyLastSuccess, m.RetentionDeleted, m.RetentionFailures,
-		m.RetentionLast, m.JobRuns, m.Leader, build,
-		&postureCollector{src: src},
+		m.RetentionLast, m.JobRuns, m.DrillFailures, m.Leader, build,
+		&postureCollector{src: src}, drillCollector{src: src},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -212,6 +239,70 @@ func (c *postureCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			g(dCopyLag, lag, r.Name)
 			g(dCopyPending, float64(r.CopyPending), r.Name)
+		}
+	}
+}
+
+var (
+	dDrillScheduled = prometheus.NewDesc("linkdr_drill_scheduled",
+		"1 if the plan schedules the drill, 0 if it runs on demand only.", []string{"drill"}, nil)
+	dDrillLastRun = prometheus.NewDesc("linkdr_drill_last_run_timestamp_seconds",
+		"When the newest run of a drill started (Unix time), from the drill reports.", []string{"drill"}, nil)
+	dDrillLastSuccess = prometheus.NewDesc("linkdr_drill_last_success_timestamp_seconds",
+		"When the newest passing run of a drill started (Unix time), from the drill reports.", []string{"drill"}, nil)
+	dDrillLastResult = prometheus.NewDesc("linkdr_drill_last_result",
+		"1 if the newest run of a drill passed, 0 if it failed.", []string{"drill"}, nil)
+	dDrillRTO = prometheus.NewDesc("linkdr_drill_rto_seconds",
+		"Measured RTO of the newest run of a drill: the slowest store's restore and validation, or the rehearsed runbook's duration.", []string{"drill"}, nil)
+	dDrillRTOObjective = prometheus.NewDesc("linkdr_drill_rto_objective_seconds",
+		"The RTO objective the newest run of a drill was judged by (the plan's, or the scenario's for failover drills).", []string{"drill"}, nil)
+	dDrillRPO = prometheus.NewDesc("linkdr_drill_rpo_seconds",
+		"Measured RPO of the newest run of a restore drill: the largest age, among its stores, of the newest restorable backup at drill time.", []string{"drill"}, nil)
+)
+
+// drillCollector turns the drill reports' summary into gauges. Every
+// replica reads the reports, so every replica exports the same values.
+type drillCollector struct{ src Source }
+
+func (c drillCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dDrillScheduled, dDrillLastRun, dDrillLastSuccess, dDrillLastResult, dDrillRTO, dDrillRTOObjective, dDrillRPO} {
+		ch <- d
+	}
+}
+
+func (c drillCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.src.Drills == nil {
+		return
+	}
+	g := func(d *prometheus.Desc, v float64, name string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
+	}
+	for _, d := range c.src.Drills() {
+		sched := 0.0
+		if d.Scheduled {
+			sched = 1
+		}
+		g(dDrillScheduled, sched, d.Name)
+		if !d.LastSuccess.IsZero() {
+			g(dDrillLastSuccess, unix(d.LastSuccess), d.Name)
+		}
+		if d.LastRun.IsZero() {
+			continue
+		}
+		g(dDrillLastRun, unix(d.LastRun), d.Name)
+		ok := 0.0
+		if d.LastOK {
+			ok = 1
+		}
+		g(dDrillLastResult, ok, d.Name)
+		if d.HasRTO {
+			g(dDrillRTO, seconds(d.RTO), d.Name)
+			if d.RTOObjective > 0 {
+				g(dDrillRTOObjective, seconds(d.RTOObjective), d.Name)
+			}
+		}
+		if d.HasRPO {
+			g(dDrillRPO, seconds(d.RPO), d.Name)
 		}
 	}
 }

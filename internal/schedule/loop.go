@@ -68,7 +68,7 @@ func (l *Loop) Run(ctx, work context.Context) error {
 		}
 		var timer <-chan time.Time
 		if w := l.S.NextWake(); !w.IsZero() {
-			timer = l.Clock.After(w.Sub(now))
+			timer = l.wakeAt(w, now)
 		}
 		select {
 		case <-ctx.Done():
@@ -77,6 +77,20 @@ func (l *Loop) Run(ctx, work context.Context) error {
 		case <-l.wake:
 		}
 	}
+}
+
+// untilClock is a Clock that can sleep until an instant. A fake clock
+// set forward between the loop reading it and going to sleep would
+// otherwise have the loop sleep from the new time, past the activation.
+type untilClock interface {
+	Until(t time.Time) <-chan time.Time
+}
+
+func (l *Loop) wakeAt(w, now time.Time) <-chan time.Time {
+	if c, ok := l.Clock.(untilClock); ok {
+		return c.Until(w)
+	}
+	return l.Clock.After(w.Sub(now))
 }
 
 func (l *Loop) start(work context.Context, r Run) <-chan error {

@@ -23,6 +23,13 @@ type Job struct {
 	Group string
 	// Schedule of the job; nil means manual runs only.
 	Schedule Schedule
+	// CatchUp, when set, is how late a missed activation may still start:
+	// an activation missed by longer (no replica ran, or the group was
+	// busy) is skipped — reported to Options.Skipped — and the job waits
+	// for its next one. A job with CatchUp and no known last run does not
+	// run at once either: only an activation within CatchUp is made up.
+	// Zero: every missed activation is made up (by one run).
+	CatchUp time.Duration
 }
 
 // Reasons a run starts.
@@ -61,6 +68,11 @@ type Options struct {
 	Jitter time.Duration
 	// Rand returns a number in [0, n); nil uses math/rand/v2.
 	Rand func(n int64) int64
+	// Skipped hears of every activation of a job with CatchUp that was
+	// missed by more than CatchUp and will not be made up, and of the
+	// activation the job waits for instead. It is called with the
+	// Scheduler's lock held: it must not call the Scheduler.
+	Skipped func(j Job, missed, next time.Time)
 }
 
 // Scheduler decides which jobs start when. It reads no clock and starts
@@ -101,6 +113,8 @@ func New(now time.Time, jobs []Job, last map[string]time.Time, opts Options) *Sc
 		switch {
 		case j.Schedule == nil:
 			// manual only
+		case j.CatchUp > 0:
+			s.resume(st, now)
 		case st.lastStart.IsZero():
 			st.nominal, st.next, st.reason = now, now, ReasonFirst
 		default:
@@ -115,6 +129,51 @@ func New(now time.Time, jobs []Job, last map[string]time.Time, opts Options) *Sc
 		s.named[j.Name] = st
 	}
 	return s
+}
+
+// resume plans a job with CatchUp at start: the latest activation within
+// CatchUp before now that came after the last run is made up; an older
+// missed one is skipped.
+func (s *Scheduler) resume(st *jobState, now time.Time) {
+	j := st.job
+	from := now.Add(-j.CatchUp)
+	if st.lastStart.After(from) {
+		from = st.lastStart
+	}
+	var missed time.Time
+	for n := j.Schedule.Next(from); !n.IsZero() && !n.After(now); n = j.Schedule.Next(n) {
+		missed = n
+	}
+	if !missed.IsZero() {
+		st.nominal, st.next, st.reason = missed, now, ReasonCatchUp
+		return
+	}
+	s.plan(st, j.Schedule.Next(now))
+	if !st.lastStart.IsZero() {
+		if n := j.Schedule.Next(st.lastStart); !n.IsZero() && !n.After(now) {
+			s.skipped(st, n)
+		}
+	}
+}
+
+// tooLate says whether a due scheduled run of a job with CatchUp is
+// later than CatchUp after its activation, and if so moves it to the
+// next activation. Requested runs are never too late.
+func (s *Scheduler) tooLate(st *jobState, now time.Time) bool {
+	j := st.job
+	if j.CatchUp <= 0 || j.Schedule == nil || (st.reason != ReasonSchedule && st.reason != ReasonCatchUp) || now.Sub(st.nominal) <= j.CatchUp {
+		return false
+	}
+	missed := st.nominal
+	s.plan(st, j.Schedule.Next(now))
+	s.skipped(st, missed)
+	return true
+}
+
+func (s *Scheduler) skipped(st *jobState, missed time.Time) {
+	if s.opts.Skipped != nil {
+		s.opts.Skipped(st.job, missed, st.nominal)
+	}
 }
 
 // plan sets the next scheduled activation n, with jitter.
@@ -137,7 +196,7 @@ func (s *Scheduler) Due(now time.Time) []Run {
 	defer s.mu.Unlock()
 	var due []*jobState
 	for _, st := range s.jobs {
-		if !st.running && !st.next.IsZero() && !st.next.After(now) {
+		if !st.running && !st.next.IsZero() && !st.next.After(now) && !s.tooLate(st, now) {
 			due = append(due, st)
 		}
 	}
@@ -152,7 +211,10 @@ func (s *Scheduler) Due(now time.Time) []Run {
 		s.start(st, now)
 		// The next activation is the first one after now: activations
 		// that pass while this run is busy are made up by one run after it.
-		n := st.job.Schedule.Next(now)
+		var n time.Time
+		if st.job.Schedule != nil {
+			n = st.job.Schedule.Next(now)
+		}
 		s.plan(st, n)
 		out = append(out, run)
 	}

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -251,6 +252,103 @@ func TestRequest(t *testing.T) {
 		t.Fatalf("next wake %s", got)
 	}
 	if err := s.Request("nope", now); !errors.Is(err, ErrUnknownJob) {
+		t.Fatal(err)
+	}
+}
+
+// monthly is the 8th of every month at 10:00, like a drill's slot.
+type monthly struct{}
+
+func (monthly) Next(t time.Time) time.Time {
+	n := time.Date(t.Year(), t.Month(), 8, 10, 0, 0, 0, time.UTC)
+	if !n.After(t) {
+		n = n.AddDate(0, 1, 0)
+	}
+	return n
+}
+
+func TestCatchUpWindow(t *testing.T) {
+	job := Job{Name: "drill monthly", Group: "drill", Schedule: monthly{}, CatchUp: 24 * time.Hour}
+	for _, tc := range []struct {
+		name      string
+		last, now string
+		// want: the reason and nominal of the next run, and the
+		// activation reported skipped ("" = none).
+		reason, nominal, skipped string
+	}{
+		{"ran this month", "2026-03-08 10:00:03", "2026-03-08 12:00:00", ReasonSchedule, "2026-04-08 10:00:00", ""},
+		{"slot missed within catch_up", "2026-02-08 10:00:01", "2026-03-09 09:59:00", ReasonCatchUp, "2026-03-08 10:00:00", ""},
+		{"slot missed by more than catch_up", "2026-02-08 10:00:01", "2026-03-09 10:00:01", ReasonSchedule, "2026-04-08 10:00:00", "2026-03-08 10:00:00"},
+		{"months missed: only the latest slot counts", "2025-11-08 10:00:01", "2026-03-08 11:00:00", ReasonCatchUp, "2026-03-08 10:00:00", ""},
+		{"months missed, the latest too", "2025-11-08 10:00:01", "2026-03-20 11:00:00", ReasonSchedule, "2026-04-08 10:00:00", "2025-12-08 10:00:00"},
+		{"never ran, slot within catch_up", "", "2026-03-08 20:00:00", ReasonCatchUp, "2026-03-08 10:00:00", ""},
+		{"never ran, slot long past: no run at start", "", "2026-03-20 11:00:00", ReasonSchedule, "2026-04-08 10:00:00", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			last := map[string]time.Time{}
+			if tc.last != "" {
+				last[job.Name] = at(tc.last)
+			}
+			var skipped []string
+			s := New(at(tc.now), []Job{job}, last, Options{Skipped: func(j Job, missed, next time.Time) {
+				skipped = append(skipped, missed.Format("2006-01-02 15:04:05"))
+				if !next.Equal(at("2026-04-08 10:00:00")) {
+					t.Errorf("skipped: next %s", next)
+				}
+			}})
+			st := s.Status()[0]
+			if st.NextReason != tc.reason {
+				t.Fatalf("next reason %q, want %q", st.NextReason, tc.reason)
+			}
+			if tc.skipped == "" && len(skipped) > 0 || tc.skipped != "" && (len(skipped) != 1 || skipped[0] != tc.skipped) {
+				t.Fatalf("skipped %q, want %q", skipped, tc.skipped)
+			}
+			if tc.reason == ReasonCatchUp {
+				runs := s.Due(at(tc.now))
+				wantRuns(t, runs, "drill monthly (catch-up)")
+				if !runs[0].Nominal.Equal(at(tc.nominal)) {
+					t.Fatalf("nominal %s, want %s", runs[0].Nominal, tc.nominal)
+				}
+				return
+			}
+			if !st.Next.Equal(at(tc.nominal)) {
+				t.Fatalf("next %s, want %s", st.Next, tc.nominal)
+			}
+			wantRuns(t, s.Due(at(tc.now)))
+		})
+	}
+}
+
+// TestCatchUpWhileRunning: a slot that passes while the daemon sleeps
+// past it (or the group is busy) by more than CatchUp is skipped, not run
+// late; one within CatchUp runs late.
+func TestCatchUpWhileRunning(t *testing.T) {
+	a := Job{Name: "drill a", Group: "drill", Schedule: monthly{}, CatchUp: 24 * time.Hour}
+	b := Job{Name: "drill b", Group: "drill", Schedule: monthly{}, CatchUp: 2 * time.Hour}
+	last := map[string]time.Time{a.Name: at("2026-02-08 10:00:00"), b.Name: at("2026-02-08 10:00:00")}
+	var skipped []string
+	s := New(at("2026-03-01 00:00:00"), []Job{a, b}, last, Options{Skipped: func(j Job, missed, next time.Time) {
+		skipped = append(skipped, j.Name+" "+missed.Format("2006-01-02 15:04"))
+	}})
+	wantRuns(t, s.Due(at("2026-03-08 10:00:00")), "drill a (schedule)")
+	// a runs for three hours: b's slot is then more than 2h old.
+	s.Finish(a.Name, at("2026-03-08 13:00:00"))
+	wantRuns(t, s.Due(at("2026-03-08 13:00:00")))
+	if len(skipped) != 1 || skipped[0] != "drill b 2026-03-08 10:00" {
+		t.Fatalf("skipped %q", skipped)
+	}
+	// The daemon slept through a's April slot; 20h late is within 24h.
+	wantRuns(t, s.Due(at("2026-04-09 06:00:00")), "drill a (schedule)")
+	s.Finish(a.Name, at("2026-04-09 06:10:00"))
+	// May: asleep for 25h past the slot.
+	if runs := s.Due(at("2026-05-09 11:00:00")); len(runs) != 0 {
+		t.Fatalf("runs %q after 25h", names(runs))
+	}
+	if want := []string{"drill b 2026-03-08 10:00", "drill b 2026-04-08 10:00", "drill a 2026-05-08 10:00", "drill b 2026-05-08 10:00"}; strings.Join(skipped, ",") != strings.Join(want, ",") {
+		t.Fatalf("skipped %q, want %q", skipped, want)
+	}
+	// Manual runs are never too late.
+	if _, err := s.Trigger(a.Name, at("2026-05-09 11:00:00")); err != nil {
 		t.Fatal(err)
 	}
 }

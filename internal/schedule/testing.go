@@ -37,9 +37,21 @@ func (c *FakeClock) Now() time.Time {
 func (c *FakeClock) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.until(c.now.Add(d))
+}
+
+// Until fires when the time reaches t (at once if it has). The Loop
+// sleeps with it, so a test may set the time at any moment without the
+// loop oversleeping an activation.
+func (c *FakeClock) Until(t time.Time) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.until(t)
+}
+
+func (c *FakeClock) until(at time.Time) <-chan time.Time {
 	ch := make(chan time.Time, 1)
-	at := c.now.Add(d)
-	if d <= 0 {
+	if !at.After(c.now) {
 		ch <- c.now
 	} else {
 		c.waiters = append(c.waiters, fakeWaiter{at: at, ch: ch})
