@@ -194,15 +194,19 @@ s3dr=$LINKDR_TEST_S3_DR_ENDPOINT
 say "uploading media into S3 ($s3/$media_bucket, replicated to $s3dr/$replica_bucket)"
 s3_reset "$s3" "$media_bucket"
 s3_reset "$s3dr" "$replica_bucket"
-# 400 photos, avatars and voice notes of 1-60 KiB, cut from one random
-# blob by one process (a fork per file costs more than the upload).
+# 400 photos, avatars and voice notes of 1-60 KiB, cut one after another
+# from one random blob by one process (a fork per file costs more than
+# the upload); no two share bytes, so nothing dedups in the backup.
 mkdir -p "$work"/run/media/uploads/u{0..39}
-head -c 90000 /dev/urandom | base64 -w0 | awk -v d="$work/run/media" '{
+head -c 9600000 /dev/urandom | base64 -w0 | awk -v d="$work/run/media" '{
+  at = 1
   for (i = 1; i <= 400; i++) {
     f = sprintf("uploads/u%d/%s-%d.%s", i % 40, i % 3 == 0 ? "photo" : i % 3 == 1 ? "avatar" : "voice", i, i % 3 == 0 ? "jpg" : i % 3 == 1 ? "png" : "ogg")
-    printf "%s %d\n", f, i >(d "/index")
-    printf "%s", substr($0, 1 + (i * 7919) % 50000, 1024 + (i * 7919) % 60000) >(d "/" f)
+    n = 1024 + (i * 7919) % 60000
+    printf "%s %d\n", f, n >(d "/index")
+    printf "%s", substr($0, at, n) >(d "/" f)
     close(d "/" f)
+    at += n
   }
 }'
 s3_upload "$s3" "$media_bucket" "$work/run/media"
