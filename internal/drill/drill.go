@@ -216,7 +216,7 @@ func (r *Runner) restoreStore(ctx context.Context, rep *drillreport.Report, d *p
 		return fail("resolve", err)
 	}
 	defer rp.Close()
-	env := Env{Ops: r.Ops, Store: cfg, DrillID: rep.ID, Latest: latest}
+	env := Env{Ops: r.Ops, Store: cfg, Drill: d.Name, DrillID: rep.ID, Latest: latest}
 	if d.Scratch != nil {
 		env.ScratchURL = d.Scratch[name].Reveal()
 	}

@@ -51,6 +51,9 @@ type Env struct {
 	// ScratchURL is the drill's scratch server for the store ("" = the
 	// store's own server).
 	ScratchURL string
+	// Drill is the plan's drill name ("" for an ad-hoc drill), for hints
+	// naming drills.NAME.scratch.STORE.
+	Drill string
 	// DrillID names scratch resources so leftovers can be traced.
 	DrillID string
 	// Latest is the store's newest backup, for kinds that learn from it

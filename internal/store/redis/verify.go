@@ -60,7 +60,8 @@ func (r *replayer) verify(ctx context.Context, before int64) (string, error) {
 		return "", fmt.Errorf("cannot verify: the manifest has no figures for database %d (hint: restore with --verify=false)", r.p.src)
 	}
 	if r.keys != st.Keys || !maps.Equal(r.byType, st.ByType) {
-		return "", fmt.Errorf("%w: the artifact holds %d keys %v, the manifest counted %d %v", store.ErrMismatch, r.keys, r.byType, st.Keys, st.ByType)
+		return "", fmt.Errorf("%w: database %d: the artifact holds %d keys (%s), the backup's manifest counted %d (%s)",
+			store.ErrMismatch, r.p.src, r.keys, typeSummary(r.byType), st.Keys, typeSummary(st.ByType))
 	}
 	n, err := r.t.dbSize(ctx, r.p.dst)
 	if err != nil {
