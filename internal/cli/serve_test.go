@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -35,7 +38,44 @@ func pgStore(name, dbURL, dbName, schedule, rpo string) string {
 	return fmt.Sprintf("  %s:\n    kind: postgres\n    url: %q\n    databases: [%s]\n    rpo: %s\n    backups: [{method: logical, schedule: %q}]\n", name, u.String(), dbName, rpo, schedule)
 }
 
-// TestServeEndToEnd runs the real binary against real PostgreSQL and the
+// redisStore is a plan fragment: a Redis store backed up by resp.
+func redisStore(name, addr, schedule string) string {
+	return fmt.Sprintf("  %s:\n    kind: redis\n    url: redis://%s\n    backups: [{method: resp, schedule: %q}]\n", name, addr, schedule)
+}
+
+// redisFill writes n string keys, half of them with a TTL, over RESP.
+func redisFill(addr string, n int) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		k, v := fmt.Sprintf("session:%d", i), fmt.Sprintf("user-%d", i*7)
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$2\r\nEX\r\n$4\r\n3600\r\n", len(k), k, len(v), v)
+		} else {
+			fmt.Fprintf(&b, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(k), k, len(v), v)
+		}
+	}
+	if _, err := io.WriteString(c, b.String()); err != nil {
+		return err
+	}
+	r := bufio.NewReader(c)
+	for i := 0; i < n; i++ {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if line != "+OK\r\n" {
+			return fmt.Errorf("SET: %q", line)
+		}
+	}
+	return nil
+}
+
+// TestServeEndToEnd runs the real binary against real PostgreSQL, Redis and the
 // two real S3 servers (primary and DR region) on a schedule of every few
 // seconds: backups appear, retention prunes, the DR repository receives
 // and verifies every object — backups and whatever lies under wal/,
@@ -47,6 +87,10 @@ func TestServeEndToEnd(t *testing.T) {
 	primaryURL := testenv.S3URL(t, s3.Endpoint, testenv.NewBucket(t, s3.Endpoint), "linkdr")
 	drURL := testenv.S3URL(t, s3.DREndpoint, testenv.NewBucket(t, s3.DREndpoint), "linkdr")
 	db, dbName := servedDatabase(t, "serve_e2e")
+	redisAddr := testenv.NewRedis(t)
+	if err := redisFill(redisAddr, 500); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	planPath := servePlan(t, dir, fmt.Sprintf(`repositories:
   primary: {url: %q}
@@ -60,7 +104,7 @@ serve:
   copy_interval: 2s
   refresh_interval: 1s
   leader_election: {mode: none}
-`, primaryURL, drURL, pgStore("users-db", db, dbName, "@every 3s", "1m")), primaryURL, drURL)
+`, primaryURL, drURL, pgStore("users-db", db, dbName, "@every 3s", "1m")+redisStore("sessions", redisAddr, "@every 3s")), primaryURL, drURL)
 
 	primary, err := repo.Open(context.Background(), primaryURL)
 	if err != nil {
@@ -196,9 +240,11 @@ serve:
 			return nil
 		})
 		_ = last
-		all, err := dr.Backups(context.Background(), "users-db")
-		if err != nil || len(all) == 0 {
-			t.Fatalf("DR lists %d backups: %v", len(all), err)
+		for _, store := range []string{"users-db", "sessions"} {
+			all, err := dr.Backups(context.Background(), store)
+			if err != nil || len(all) == 0 {
+				t.Fatalf("DR lists %d backups of %s: %v", len(all), store, err)
+			}
 		}
 	})
 
@@ -210,6 +256,7 @@ serve:
 				`linkdr_rpo_exposure_seconds{store="users-db"}`,
 				`linkdr_rpo_objective_seconds{store="users-db"} 60`,
 				`linkdr_backup_last_success_timestamp_seconds{method="logical",store="users-db"}`,
+				`linkdr_backup_last_success_timestamp_seconds{method="resp",store="sessions"}`,
 				`linkdr_backup_duration_seconds{method="logical",store="users-db"}`,
 				`linkdr_backup_size_bytes{method="logical",store="users-db"}`,
 				`linkdr_verify_last_success_timestamp_seconds{repository="primary",store="users-db"}`,
