@@ -439,26 +439,14 @@ func (pgKind) History(prev, cur *repo.Manifest, maxShrink float64) ([]drillrepor
 			continue
 		}
 		for _, t := range d.Tables {
-			if t.Rows < minRowsForShrink || t.Name == CanaryTable {
+			if t.Name == CanaryTable {
 				continue
 			}
 			name := d.Name + "." + t.Schema + "." + t.Name
 			now, present := rowsOf[name]
-			f := drillreport.HistoryFinding{Name: name, PreviousBackup: prev.ID, PreviousRows: t.Rows, Rows: now, OK: true}
-			f.Shrink = 1 - float64(now)/float64(t.Rows)
-			if f.Shrink < 0 {
-				f.Shrink = 0
+			if f, ok := judgeShrink(prev, cur, counted{name, "table", "rows", t.Rows, now, present}, maxShrink); ok {
+				out = append(out, f)
 			}
-			switch {
-			case !present:
-				f.OK, f.Shrink = false, 1
-				f.Problem = fmt.Sprintf("table is missing from backup %s; backup %s had %d rows", cur.ID, prev.ID, t.Rows)
-			case f.Shrink > maxShrink:
-				f.OK = false
-				f.Problem = fmt.Sprintf("%d rows in backup %s, %d in the previous backup %s: shrank %.0f%%, more than max_table_shrink %.0f%%",
-					now, cur.ID, t.Rows, prev.ID, 100*f.Shrink, 100*maxShrink)
-			}
-			out = append(out, f)
 		}
 	}
 	return out, nil

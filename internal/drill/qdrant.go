@@ -179,21 +179,9 @@ func (qdrantKind) History(prev, cur *repo.Manifest, maxShrink float64) ([]drillr
 	}
 	var out []drillreport.HistoryFinding
 	for _, c := range ps.Collections {
-		if c.Points < minRowsForShrink {
-			continue
+		if f, ok := judgeShrink(prev, cur, counted{c.Name, "collection", "points", c.Points, now[c.Name], present[c.Name]}, maxShrink); ok {
+			out = append(out, f)
 		}
-		f := drillreport.HistoryFinding{Name: c.Name, PreviousBackup: prev.ID, PreviousRows: c.Points, Rows: now[c.Name], OK: true}
-		f.Shrink = max(0, 1-float64(f.Rows)/float64(c.Points))
-		switch {
-		case !present[c.Name]:
-			f.OK, f.Shrink = false, 1
-			f.Problem = fmt.Sprintf("collection is missing from backup %s; backup %s had %d points", cur.ID, prev.ID, c.Points)
-		case f.Shrink > maxShrink:
-			f.OK = false
-			f.Problem = fmt.Sprintf("%d points in backup %s, %d in the previous backup %s: shrank %.0f%%, more than max_table_shrink %.0f%%",
-				f.Rows, cur.ID, c.Points, prev.ID, 100*f.Shrink, 100*maxShrink)
-		}
-		out = append(out, f)
 	}
 	return out, nil
 }

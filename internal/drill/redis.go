@@ -505,21 +505,9 @@ func (redisKind) History(prev, cur *repo.Manifest, maxShrink float64) ([]drillre
 	}
 	var out []drillreport.HistoryFinding
 	for _, d := range ps.Databases {
-		if d.Keys < minRowsForShrink {
-			continue
+		if f, ok := judgeShrink(prev, cur, counted{fmt.Sprintf("db%d", d.DB), "database", "keys", d.Keys, now[d.DB], present[d.DB]}, maxShrink); ok {
+			out = append(out, f)
 		}
-		f := drillreport.HistoryFinding{Name: fmt.Sprintf("db%d", d.DB), PreviousBackup: prev.ID, PreviousRows: d.Keys, Rows: now[d.DB], OK: true}
-		f.Shrink = max(0, 1-float64(f.Rows)/float64(d.Keys))
-		switch {
-		case !present[d.DB]:
-			f.OK, f.Shrink = false, 1
-			f.Problem = fmt.Sprintf("database is missing from backup %s; backup %s had %d keys", cur.ID, prev.ID, d.Keys)
-		case f.Shrink > maxShrink:
-			f.OK = false
-			f.Problem = fmt.Sprintf("%d keys in backup %s, %d in the previous backup %s: shrank %.0f%%, more than max_table_shrink %.0f%%",
-				f.Rows, cur.ID, d.Keys, prev.ID, 100*f.Shrink, 100*maxShrink)
-		}
-		out = append(out, f)
 	}
 	return out, nil
 }

@@ -226,15 +226,8 @@ func (s3Kind) History(prev, cur *repo.Manifest, maxShrink float64) ([]drillrepor
 	if err := json.Unmarshal(cur.Stats, &cs); err != nil {
 		return nil, fmt.Errorf("backup %s: manifest stats: %w", cur.ID, err)
 	}
-	if ps.Objects < minRowsForShrink {
-		return nil, nil
+	if f, ok := judgeShrink(prev, cur, counted{"objects", "bucket", "objects", ps.Objects, cs.Objects, true}, maxShrink); ok {
+		return []drillreport.HistoryFinding{f}, nil
 	}
-	f := drillreport.HistoryFinding{Name: "objects", PreviousBackup: prev.ID, PreviousRows: ps.Objects, Rows: cs.Objects, OK: true}
-	f.Shrink = max(0, 1-float64(cs.Objects)/float64(ps.Objects))
-	if f.Shrink > maxShrink {
-		f.OK = false
-		f.Problem = fmt.Sprintf("%d objects in backup %s, %d in the previous backup %s: shrank %.0f%%, more than max_table_shrink %.0f%%",
-			cs.Objects, cur.ID, ps.Objects, prev.ID, 100*f.Shrink, 100*maxShrink)
-	}
-	return []drillreport.HistoryFinding{f}, nil
+	return nil, nil
 }
