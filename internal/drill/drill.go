@@ -126,13 +126,8 @@ func (r *Runner) Restore(ctx context.Context, opts RestoreOptions) (*drillreport
 	defer primary.Close()
 
 	start := r.now()
-	host, _ := os.Hostname()
-	rep := &drillreport.Report{
-		Format: drillreport.FormatVersion, ID: repo.NewID(start), Drill: d.Name, Kind: plan.DrillRestore,
-		Title: d.Title, Plan: p.Name, Started: start.UTC(), Tool: repo.Tool{Name: "linkdr", Version: repo.Version},
-		Host: host, Trigger: r.Trigger, Skipped: skipped,
-		Objectives: drillreport.Objectives{RTOSeconds: p.Objectives.RTO.D().Seconds(), RPOSeconds: p.Objectives.RPO.D().Seconds()},
-	}
+	rep := r.newReport(d, plan.DrillRestore, start)
+	rep.Skipped = skipped
 	var failures []string
 	for _, s := range stores {
 		if ctx.Err() != nil {
@@ -165,6 +160,26 @@ func (r *Runner) Restore(ctx context.Context, opts RestoreOptions) (*drillreport
 			}
 		}
 	}
+	return r.finish(ctx, primary, rep, failures)
+}
+
+// newReport starts the report of a drill of either kind.
+func (r *Runner) newReport(d *plan.Drill, kind string, start time.Time) *drillreport.Report {
+	p := r.Ops.Plan
+	host, _ := os.Hostname()
+	return &drillreport.Report{
+		Format: drillreport.FormatVersion, ID: repo.NewID(start), Drill: d.Name, Kind: kind,
+		Title: d.Title, Plan: p.Name, Started: start.UTC(), Tool: repo.Tool{Name: "linkdr", Version: repo.Version},
+		Host: host, Trigger: r.Trigger,
+		Objectives: drillreport.Objectives{RTOSeconds: p.Objectives.RTO.D().Seconds(), RPOSeconds: p.Objectives.RPO.D().Seconds()},
+	}
+}
+
+// finish stamps the report with its outcome and saves it in the primary
+// repository — even when the drill was interrupted: a failed drill is
+// exactly what must not go unrecorded. The error wraps ErrFailed when
+// the drill found a problem.
+func (r *Runner) finish(ctx context.Context, primary *repo.Repo, rep *drillreport.Report, failures []string) (*drillreport.Report, error) {
 	rep.Finished = r.now().UTC()
 	if rep.Finished.Before(rep.Started) {
 		rep.Finished = rep.Started
@@ -173,8 +188,6 @@ func (r *Runner) Restore(ctx context.Context, opts RestoreOptions) (*drillreport
 	if !rep.OK {
 		rep.Error = strings.Join(failures, "; ")
 	}
-	// The report is written even when the drill was interrupted: a
-	// failed drill is exactly what must not go unrecorded.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := drillreport.Save(sctx, primary.Bucket(), rep); err != nil {
@@ -474,13 +487,7 @@ func (r *Runner) Failover(ctx context.Context, d *plan.Drill, scenario string) (
 	vars[RehearsalVar] = "true"
 
 	start := r.now()
-	host, _ := os.Hostname()
-	rep := &drillreport.Report{
-		Format: drillreport.FormatVersion, ID: repo.NewID(start), Drill: d.Name, Kind: plan.DrillFailover,
-		Title: d.Title, Plan: p.Name, Started: start.UTC(), Tool: repo.Tool{Name: "linkdr", Version: repo.Version},
-		Host: host, Trigger: r.Trigger,
-		Objectives: drillreport.Objectives{RTOSeconds: p.Objectives.RTO.D().Seconds(), RPOSeconds: p.Objectives.RPO.D().Seconds()},
-	}
+	rep := r.newReport(d, plan.DrillFailover, start)
 	r.step("%s: rehearse the runbook", scenario)
 	sc, rerr := r.Rehearser.Rehearse(ctx, scenario, vars)
 	rep.Scenario = sc
@@ -499,21 +506,5 @@ func (r *Runner) Failover(ctx context.Context, d *plan.Drill, scenario string) (
 			failures = append(failures, fmt.Sprintf("the rehearsal took %.0f s, over the scenario's RTO of %.0f s", sc.RTOSeconds, sc.RTOObjectiveSeconds))
 		}
 	}
-	rep.Finished = r.now().UTC()
-	if rep.Finished.Before(rep.Started) {
-		rep.Finished = rep.Started
-	}
-	rep.OK = len(failures) == 0
-	if !rep.OK {
-		rep.Error = strings.Join(failures, "; ")
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	if err := drillreport.Save(sctx, primary.Bucket(), rep); err != nil {
-		return rep, err
-	}
-	if !rep.OK {
-		return rep, fmt.Errorf("%w: %s", ErrFailed, rep.Error)
-	}
-	return rep, nil
+	return r.finish(ctx, primary, rep, failures)
 }
