@@ -49,8 +49,13 @@ scratch database (linkdr_drill_<id>_<db>), compares every table's rows and
 checksum with the manifest, compares the figures with the previous backup
 (max_table_shrink), runs the store's checks against the copy, reports which
 canaries survived, and drops the scratch copy on every path — failure and
-Ctrl-C included. The report is written to the primary repository even when
-the drill fails.
+Ctrl-C included. Other kinds restore into their own scratch targets (a spare
+Redis database, a renamed Qdrant collection, a scratch bucket prefix). The
+report is written to the primary repository even when the drill fails.
+
+A failover drill runs the scenario's runbook unattended (gates approved),
+with the drill's vars and rehearsal=true, journaled like any run, and fails
+when the run fails or a phase overruns its budget or the scenario's RTO.
 
 Exit status: 0 when the drill passed, 1 when it failed (the report says
 where and why), and the usual codes when it could not start (2 usage,
