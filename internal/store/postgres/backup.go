@@ -107,17 +107,18 @@ func (p *Postgres) dumpDatabase(ctx context.Context, req store.BackupRequest, pg
 		w.Close()
 		return ds, st, fmt.Errorf("start pg_dump: %w", err)
 	}
-	// Every byte pg_dump writes goes to the artifact; Scan reads the same
-	// bytes as they pass and always drains the pipe to its end.
-	tee := &teeCounter{r: stdout, w: w}
-	summary, scanErr := pgarchive.Scan(tee)
-	if tee.err != nil {
+	// The dump goes to the artifact through pgarchive.Copy, which counts
+	// and checksums the rows as they pass and gathers the data into large
+	// chunks; it always drains the pipe to its end.
+	cw := &errWriter{w: w}
+	summary, scanErr := pgarchive.Copy(cw, readUntil{stdout, cw})
+	if cw.err != nil {
 		stdout.Close() // pg_dump gets EPIPE instead of blocking forever
 	}
 	waitErr := cmd.Wait()
-	if tee.err != nil {
+	if cw.err != nil {
 		w.Close()
-		return ds, st, tee.err
+		return ds, st, cw.err
 	}
 	if waitErr != nil {
 		w.Close()
@@ -125,6 +126,11 @@ func (p *Postgres) dumpDatabase(ctx context.Context, req store.BackupRequest, pg
 			return ds, st, ctx.Err()
 		}
 		return ds, st, toolError("pg_dump", waitErr, tail)
+	}
+	if scanErr != nil && !errors.Is(scanErr, pgarchive.ErrUnsupported) {
+		// pg_dump succeeded yet its archive could not be copied whole.
+		w.Close()
+		return ds, st, fmt.Errorf("copy pg_dump's archive: %w", scanErr)
 	}
 	if err := w.Close(); err != nil {
 		return ds, st, err
@@ -146,27 +152,34 @@ func (p *Postgres) dumpDatabase(ctx context.Context, req store.BackupRequest, pg
 	return ds, st, nil
 }
 
-// teeCounter copies everything read from r into w; a write error stops
-// the reader (so pg_dump gets SIGPIPE instead of dumping into the void).
-type teeCounter struct {
-	r   io.Reader
+// errWriter remembers the first write error, so a failing repository is
+// told apart from a failing pg_dump.
+type errWriter struct {
 	w   io.Writer
 	err error
 }
 
-func (t *teeCounter) Read(p []byte) (int, error) {
-	if t.err != nil {
-		return 0, t.err
+// readUntil reads r until w has failed: there is no point in reading the
+// rest of a dump that cannot be stored.
+type readUntil struct {
+	r io.Reader
+	w *errWriter
+}
+
+func (u readUntil) Read(p []byte) (int, error) {
+	if u.w.err != nil {
+		return 0, u.w.err
 	}
-	n, err := t.r.Read(p)
-	if n > 0 {
-		if _, werr := t.w.Write(p[:n]); werr != nil {
-			t.err = werr
-			return n, werr
-		}
+	return u.r.Read(p)
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
 	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		return n, err
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = err
 	}
 	return n, err
 }

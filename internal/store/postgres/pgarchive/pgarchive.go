@@ -70,10 +70,33 @@ type Summary struct {
 	Entries        int      `json:"toc_entries"`
 	Tables         []*Table `json:"tables"`
 	LargeObjects   int      `json:"large_objects"`
+	// TOC is the whole table of contents, in archive order.
+	TOC []Entry `json:"-"`
 }
 
+// Entry is one entry of the table of contents.
+type Entry struct {
+	ID        int
+	Desc      string // "TABLE", "TABLE DATA", "INDEX", "ENCODING", …
+	Section   int    // SectionPreData, SectionData, SectionPostData (0: none)
+	Namespace string
+	Tag       string
+	Defn      string // SQL that creates the object or sets the setting
+	CopyStmt  string // for TABLE DATA: "COPY s.t (a, b) FROM stdin;\n"
+}
+
+// Sections of the table of contents (pg_backup.h).
+const (
+	SectionPreData  = 2
+	SectionData     = 3
+	SectionPostData = 4
+)
+
 type reader struct {
-	r       *bufio.Reader
+	r *bufio.Reader
+	// echo, when set, receives every byte read: the header and table of
+	// contents pass through Copy unchanged this way.
+	echo    *bufio.Writer
 	version int
 	intSize int
 	offSize int
@@ -93,6 +116,9 @@ func (rd *reader) byte() byte {
 	b, err := rd.r.ReadByte()
 	if err != nil {
 		rd.err = fmt.Errorf("read archive: %w", noEOF(err))
+	}
+	if rd.echo != nil && err == nil {
+		rd.echo.WriteByte(b)
 	}
 	return b
 }
@@ -132,11 +158,20 @@ func (rd *reader) str() (s string, ok bool) {
 		rd.err = fmt.Errorf("read archive: %w", noEOF(err))
 		return "", false
 	}
+	if rd.echo != nil {
+		rd.echo.Write(b)
+	}
 	return string(b), true
 }
 
 func (rd *reader) skip(n int) {
 	if rd.err != nil {
+		return
+	}
+	if rd.echo != nil {
+		if _, err := io.CopyN(rd.echo, rd.r, int64(n)); err != nil {
+			rd.err = fmt.Errorf("read archive: %w", noEOF(err))
+		}
 		return
 	}
 	if _, err := rd.r.Discard(n); err != nil {
@@ -155,31 +190,123 @@ func noEOF(err error) error {
 // archive is not understood, so it can sit in the middle of a pipe.
 func Scan(r io.Reader) (*Summary, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
-	s, err := scan(br)
+	s, err := scan(br, nil)
 	if _, derr := io.Copy(io.Discard, br); derr != nil && err == nil {
 		err = derr
 	}
 	return s, err
 }
 
-func scan(br *bufio.Reader) (*Summary, error) {
-	rd := &reader{r: br}
+// ChunkSize is the size of the data chunks Copy writes.
+const ChunkSize = 1 << 20
+
+// Copy reads an archive from src, as Scan does, and writes it to dst with
+// the table data of an uncompressed archive in chunks of ChunkSize.
+//
+// pg_dump -Z0 frames every row as a chunk of its own behind a 5-byte
+// length: for small rows that is 3 % of the archive, and since the lengths
+// look random to a compressor they cost about 5 % of the compressed size.
+// pg_restore reads chunks of any size (decompressing a compressed archive
+// yields arbitrary ones), so the result restores exactly as the original.
+// Everything else, the header and table of contents included, is copied
+// byte for byte.
+//
+// An error wrapping ErrUnsupported means the figures are missing but dst
+// still received the whole archive (from the point where it was not
+// understood on, unchanged). Any other error means dst is incomplete.
+func Copy(dst io.Writer, src io.Reader) (*Summary, error) {
+	br := bufio.NewReaderSize(src, 256<<10)
+	out := bufio.NewWriterSize(dst, 256<<10)
+	s, err := scan(br, out)
+	if err == nil || errors.Is(err, ErrUnsupported) {
+		if _, cerr := io.Copy(out, br); cerr != nil {
+			return s, cerr
+		}
+	} else if _, derr := io.Copy(io.Discard, br); derr != nil {
+		err = derr // drain, so whoever writes the other end sees no broken pipe
+	}
+	if ferr := out.Flush(); ferr != nil {
+		return s, ferr
+	}
+	return s, err
+}
+
+// scan parses an archive; with out set it also writes it there (see Copy).
+func scan(br *bufio.Reader, out *bufio.Writer) (*Summary, error) {
+	rd, s, byID, err := readHead(br, out)
+	if err != nil {
+		return s, err
+	}
+	// Chunks are rewritten only when they hold plain COPY text; compressed
+	// streams pass through as pg_dump cut them.
+	var ch *chunker
+	if out != nil && !s.Compressed {
+		ch = &chunker{out: out, intSize: rd.intSize, buf: make([]byte, 0, ChunkSize)}
+	}
+	for rd.err == nil {
+		typ, err := br.ReadByte()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return s, err
+		}
+		if out != nil {
+			out.WriteByte(typ)
+		}
+		id := rd.int()
+		switch typ {
+		case blkData:
+			t := byID[id]
+			var sum *rowHasher
+			if t != nil && !s.Compressed {
+				sum = &rowHasher{}
+			}
+			readChunks(rd, sum, ch)
+			if sum != nil {
+				t.Rows, t.Sum, t.Bytes, t.Counted = sum.finish()
+			}
+		case blkBlobs:
+			for rd.err == nil {
+				oid := rd.int()
+				if oid == 0 {
+					break
+				}
+				s.LargeObjects++
+				readChunks(rd, nil, ch)
+			}
+		default:
+			rd.fail("unknown block type %d", typ)
+		}
+	}
+	return s, rd.err
+}
+
+// readHead reads the header and the table of contents.
+func readHead(br *bufio.Reader, out *bufio.Writer) (*reader, *Summary, map[int]*Table, error) {
+	rd := &reader{r: br, echo: out}
 	magic := make([]byte, 5)
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != "PGDMP" {
-		return nil, fmt.Errorf("%w: not a custom-format archive (no PGDMP magic)", ErrUnsupported)
+	if n, err := io.ReadFull(br, magic); err != nil || string(magic) != "PGDMP" {
+		if out != nil {
+			out.Write(magic[:n])
+		}
+		return nil, nil, nil, fmt.Errorf("%w: not a custom-format archive (no PGDMP magic)", ErrUnsupported)
+	}
+	if out != nil {
+		out.Write(magic)
 	}
 	vmaj, vmin, vrev := rd.byte(), rd.byte(), rd.byte()
 	rd.version = int(vmaj)<<16 | int(vmin)<<8 | int(vrev)
 	rd.intSize, rd.offSize = int(rd.byte()), int(rd.byte())
 	format := rd.byte()
 	if rd.err != nil {
-		return nil, rd.err
+		return nil, nil, nil, rd.err
 	}
 	if rd.version < vers1_12 || rd.version >= vers1_16+1<<8 {
-		return nil, fmt.Errorf("%w: archive version %d.%d", ErrUnsupported, vmaj, vmin)
+		return nil, nil, nil, fmt.Errorf("%w: archive version %d.%d", ErrUnsupported, vmaj, vmin)
 	}
 	if rd.intSize < 4 || rd.intSize > 8 || rd.offSize < 4 || rd.offSize > 8 || format != 1 {
-		return nil, fmt.Errorf("%w: int size %d, offset size %d, format %d", ErrUnsupported, rd.intSize, rd.offSize, format)
+		return nil, nil, nil, fmt.Errorf("%w: int size %d, offset size %d, format %d", ErrUnsupported, rd.intSize, rd.offSize, format)
 	}
 	s := &Summary{ArchiveVersion: fmt.Sprintf("%d.%d.%d", vmaj, vmin, vrev)}
 	if rd.version >= vers1_15 {
@@ -200,43 +327,52 @@ func scan(br *bufio.Reader) (*Summary, error) {
 		readTocEntry(rd, s, byID)
 	}
 	s.Entries = n
-	if rd.err != nil {
-		return s, rd.err
-	}
-	for rd.err == nil {
-		typ, err := br.ReadByte()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return s, err
-		}
-		id := rd.int()
-		switch typ {
-		case blkData:
-			t := byID[id]
-			var sum *rowHasher
-			if t != nil && !s.Compressed {
-				sum = &rowHasher{}
-			}
-			readChunks(rd, sum)
-			if sum != nil {
-				t.Rows, t.Sum, t.Bytes, t.Counted = sum.finish()
-			}
-		case blkBlobs:
-			for rd.err == nil {
-				oid := rd.int()
-				if oid == 0 {
-					break
-				}
-				s.LargeObjects++
-				readChunks(rd, nil)
-			}
-		default:
-			rd.fail("unknown block type %d", typ)
+	return rd, s, byID, rd.err
+}
+
+// chunker collects data into chunks of up to cap(buf) bytes.
+type chunker struct {
+	out     *bufio.Writer
+	intSize int
+	buf     []byte
+}
+
+func (c *chunker) write(p []byte) {
+	for len(p) > 0 {
+		n := copy(c.buf[len(c.buf):cap(c.buf)], p)
+		c.buf = c.buf[:len(c.buf)+n]
+		p = p[n:]
+		if len(c.buf) == cap(c.buf) {
+			c.flush()
 		}
 	}
-	return s, rd.err
+}
+
+func (c *chunker) flush() {
+	if len(c.buf) == 0 {
+		return
+	}
+	writeInt(c.out, c.intSize, len(c.buf))
+	c.out.Write(c.buf)
+	c.buf = c.buf[:0]
+}
+
+// end writes the pending chunk and the zero length that ends a block.
+func (c *chunker) end() {
+	c.flush()
+	writeInt(c.out, c.intSize, 0)
+}
+
+// writeInt writes pg_dump's integer format (see reader.int).
+func writeInt(w *bufio.Writer, size, v int) {
+	sign := byte(0)
+	if v < 0 {
+		sign, v = 1, -v
+	}
+	w.WriteByte(sign)
+	for i := 0; i < size; i++ {
+		w.WriteByte(byte(v >> (8 * i)))
+	}
 }
 
 func readTocEntry(rd *reader, s *Summary, byID map[int]*Table) {
@@ -246,7 +382,7 @@ func readTocEntry(rd *reader, s *Summary, byID map[int]*Table) {
 	rd.str()           // oid
 	tag, _ := rd.str() // object name
 	desc, _ := rd.str()
-	rd.int()            // section
+	section := rd.int()
 	defn, _ := rd.str() // definition
 	rd.str()            // drop statement
 	copyStmt, _ := rd.str()
@@ -270,6 +406,7 @@ func readTocEntry(rd *reader, s *Summary, byID map[int]*Table) {
 	if rd.err != nil {
 		return
 	}
+	s.TOC = append(s.TOC, Entry{ID: id, Desc: desc, Section: section, Namespace: namespace, Tag: tag, Defn: defn, CopyStmt: copyStmt})
 	switch desc {
 	case "TABLE DATA":
 		t := &Table{Schema: namespace, Name: tag, Columns: columnsOf(copyStmt), DumpID: id}
@@ -295,14 +432,26 @@ func columnsOf(copyStmt string) string {
 	return copyStmt[i : j+1]
 }
 
-// readChunks consumes length-prefixed chunks up to the zero-length one.
-func readChunks(rd *reader, h *rowHasher) {
+// readChunks consumes length-prefixed chunks up to the zero-length one,
+// feeding their bytes to h and, when rewriting, to ch instead of echoing
+// them as they were.
+func readChunks(rd *reader, h *rowHasher, ch *chunker) {
+	if ch != nil {
+		echo := rd.echo
+		rd.echo = nil
+		defer func() {
+			rd.echo = echo
+			if rd.err == nil {
+				ch.end()
+			}
+		}()
+	}
 	for rd.err == nil {
 		n := rd.int()
 		if n <= 0 {
 			return
 		}
-		if h == nil {
+		if h == nil && ch == nil {
 			rd.skip(n)
 			continue
 		}
@@ -312,7 +461,12 @@ func readChunks(rd *reader, h *rowHasher) {
 				rd.err = fmt.Errorf("read archive: %w", noEOF(err))
 				return
 			}
-			h.Write(b)
+			if h != nil {
+				h.Write(b)
+			}
+			if ch != nil {
+				ch.write(b)
+			}
 			rd.r.Discard(len(b))
 			n -= len(b)
 		}
