@@ -45,8 +45,13 @@ that name. Missing databases are created; a database that already has
 tables is refused unless --force, which replaces the objects of the dump.
 
 With --jobs 1 the dump streams into pg_restore in one transaction: all or
-nothing, no temporary file. With --jobs N > 1 it is spooled to --temp-dir
-first, because pg_restore restores in parallel only from a file.
+nothing, no temporary file. With --jobs N > 1 the schema comes from
+pg_restore and linkdr loads the table data itself over N connections as
+it streams, large tables split between them; indexes and constraints are
+then built by pg_restore --jobs N. Only a small file (the dump's table of
+contents) goes to --temp-dir, unless the dump holds large objects or
+--force replaces existing objects: then the whole dump is spooled there
+first for pg_restore --jobs N.
 
 After restoring, every table's row count and content checksum are compared
 with the figures recorded at backup time (--verify=false skips this); a
@@ -97,10 +102,10 @@ shows what would be restored where, and changes nothing.`,
 	f.StringVar(&o.Target, "target", "", "where to restore (default: the store itself)")
 	f.StringSliceVar(&o.Select, "select", nil, "restore only these parts (PostgreSQL: databases, Redis: database numbers, Qdrant: collections, S3: key prefixes)")
 	f.StringToStringVar(&o.Rename, "rename", nil, "restore a part under another name, OLD=NEW (Qdrant collections)")
-	f.IntVarP(&o.Jobs, "jobs", "j", 1, "parallel jobs (PostgreSQL: more than 1 spools to a temporary file; Redis: pipelines in flight)")
+	f.IntVarP(&o.Jobs, "jobs", "j", 1, "parallel jobs (PostgreSQL: connections loading data, then pg_restore --jobs; Redis: pipelines in flight)")
 	f.BoolVar(&o.Force, "force", false, "replace the contents of a target that already has data")
 	f.BoolVar(&o.Verify, "verify", true, "compare the restored data with the backup's figures (row counts and checksums; Redis: key counts and sampled values)")
-	f.StringVar(&o.TempDir, "temp-dir", os.TempDir(), "where --jobs > 1 spools the dump")
+	f.StringVar(&o.TempDir, "temp-dir", os.TempDir(), "where --jobs > 1 keeps temporary files (PostgreSQL: the table of contents; a whole dump with large objects or --force)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be restored, change nothing")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	f.StringVar(&o.toTime, "to-time", "", `point-in-time: replay to this time ("2026-11-26 12:00:00 UTC", RFC 3339)`)

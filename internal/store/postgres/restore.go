@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -153,7 +152,7 @@ func (p *Postgres) Restore(ctx context.Context, req store.RestoreRequest) (*stor
 		}
 		item := store.RestoredItem{Name: pr.db.Name, Target: pr.target.String()}
 		if req.Verify {
-			checked, err := verifyTables(ctx, pr.target, pr.stats)
+			checked, err := verifyTables(ctx, pr.target, pr.stats, req.Jobs)
 			if err != nil {
 				item.Duration = time.Since(start)
 				res.Items = append(res.Items, item)
@@ -192,10 +191,9 @@ func databaseState(ctx context.Context, admin *pgx.Conn, ep *endpoint) (exists b
 	return true, tables, nil
 }
 
-// runRestore feeds one database's dump to pg_restore: streamed through
-// stdin in a single transaction (all or nothing) for one job, or spooled
-// to a temporary file for parallel jobs, which pg_restore can only do from
-// a file.
+// runRestore restores one database's dump: streamed through pg_restore's
+// stdin in a single transaction (all or nothing) for one job, or over
+// several connections (parallelRestore) for more.
 func (p *Postgres) runRestore(ctx context.Context, req store.RestoreRequest, pgRestore string, pr plannedRestore, clean bool) error {
 	art, err := req.Source.OpenArtifact(ctx, pr.db.Artifact)
 	if err != nil {
@@ -246,23 +244,7 @@ func (p *Postgres) runRestore(ctx context.Context, req store.RestoreRequest, pgR
 	// Replacing existing objects: the drops must run in dependency order
 	// across all sections, which only one pg_restore over the complete
 	// file does; spool first, then restore.
-	sp, f, err := newSpool(req.TempDir)
-	if err != nil {
-		return fmt.Errorf("spool for parallel restore: %w (hint: --jobs 1 streams without a temporary file)", err)
-	}
-	defer sp.remove()
-	if err := sp.fill(f, art); err != nil {
-		return err
-	}
-	args = append(args, "--jobs="+strconv.Itoa(jobs), sp.path)
-	cmd, tail := command(ctx, pgRestore, pr.target.toolEnv(), args...)
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return toolError("pg_restore", err, tail)
-	}
-	return nil
+	return p.spooledRestore(ctx, req, pgRestore, pr, art, []string{"--clean", "--if-exists"})
 }
 
 // VerifyArtifact runs `pg_restore --list` over the dump: it parses the

@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/linkapp/linkdr/internal/store"
 	"github.com/linkapp/linkdr/internal/store/postgres/pgarchive"
@@ -43,8 +45,10 @@ func SumTables(ctx context.Context, c *pgx.Conn, tables []*pgarchive.Table) ([]T
 	return out, nil
 }
 
-// verifyTables proves a restored database equals the dump, table by table.
-func verifyTables(ctx context.Context, ep *endpoint, st *DatabaseStats) (string, error) {
+// verifyTables proves a restored database equals the dump, table by
+// table, reading up to jobs tables at once (largest first, each to the
+// connection with the fewest bytes so far).
+func verifyTables(ctx context.Context, ep *endpoint, st *DatabaseStats, jobs int) (string, error) {
 	if st == nil || st.Unavailable != "" {
 		reason := "the manifest has no table figures"
 		if st != nil {
@@ -52,13 +56,45 @@ func verifyTables(ctx context.Context, ep *endpoint, st *DatabaseStats) (string,
 		}
 		return "", fmt.Errorf("cannot verify: %s (hint: restore with --verify=false)", reason)
 	}
-	c, err := ep.connect(ctx)
-	if err != nil {
-		return "", err
+	jobs = max(min(jobs, len(st.Tables)), 1)
+	order := make([]int, len(st.Tables))
+	for i := range order {
+		order[i] = i
 	}
-	defer c.Close(context.Background())
-	got, err := SumTables(ctx, c, st.Tables)
-	if err != nil {
+	sort.SliceStable(order, func(a, b int) bool { return st.Tables[order[a]].Bytes > st.Tables[order[b]].Bytes })
+	share := make([][]int, jobs)
+	load := make([]int64, jobs)
+	for _, i := range order {
+		k := 0
+		for j := range load {
+			if load[j] < load[k] {
+				k = j
+			}
+		}
+		share[k] = append(share[k], i)
+		load[k] += st.Tables[i].Bytes + 1
+	}
+	got := make([]TableSum, len(st.Tables))
+	g, gctx := errgroup.WithContext(ctx)
+	for _, idx := range share {
+		g.Go(func() error {
+			c, err := ep.connect(gctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close(context.Background())
+			tables := make([]*pgarchive.Table, len(idx))
+			for k, i := range idx {
+				tables[k] = st.Tables[i]
+			}
+			sums, err := SumTables(gctx, c, tables)
+			for k := range sums {
+				got[idx[k]] = sums[k]
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return "", err
 	}
 	var bad []string
