@@ -19,7 +19,7 @@ for part in "${parts[@]}"; do
   case $part in
     logical)
       echo "== PostgreSQL logical (about 800 MB of users and messages; first run creates it)"
-      go run ./bench/logical -pg "${LINKDR_TEST_PG_URL%%\?*}" -linkdr bin/linkdr -pg-bin "$LINKDR_TEST_PG_BINDIR" -rounds "${BENCH_ROUNDS:-3}"
+      go run ./bench/logical -pg "${LINKDR_TEST_PG_URL%%\?*}" -linkdr bin/linkdr -pg-bin "$LINKDR_TEST_PG_BINDIR" -rounds "${BENCH_ROUNDS:-3}" ${BENCH_ARGS:-}
       ;;
     *)
       if [[ -x scripts/bench-$part.sh ]]; then

@@ -5,6 +5,11 @@
 //	backup:  linkdr backup  vs  pg_dump -Fc > file  vs  pg_dump -Fc -Z0 | zstd -3 -T2 | age -r KEY > file
 //	restore: linkdr restore --jobs 2  vs  pg_restore -j2 from the pg_dump file
 //
+// A backup is timed until it is durable: linkdr fsyncs what it stores
+// before writing the manifest, so the peers' command lines end with
+// `sync FILE`; and each step starts after a `sync`, so no step pays for
+// writing back another's output.
+//
 // It prints medians, ratios, sizes and linkdr's peak RSS, and writes the
 // same as JSON. Run it through scripts/bench.sh (make bench).
 package main
@@ -107,12 +112,12 @@ retention: {keep_last: 1, keep_hourly: 0, keep_daily: 0, keep_weekly: 0, keep_mo
 			bLinkdr.Bytes = dirSize(repoDir + "/backups")
 		},
 		func() {
-			secs, _ := timed(nil, "bash", "-c", fmt.Sprintf("%s -Fc -d %s > %s", pgDump, dbURL, dumpFile))
+			secs, _ := timed(nil, "bash", "-c", fmt.Sprintf("%s -Fc -d %s > %s && sync %[3]s", pgDump, dbURL, dumpFile))
 			bDump.Seconds = append(bDump.Seconds, secs)
 			bDump.Bytes = fileSize(dumpFile)
 		},
 		func() {
-			secs, _ := timed(nil, "bash", "-c", fmt.Sprintf("set -o pipefail; %s -Fc -Z0 -d %s | zstd -q -3 -T2 | age -r %s > %s", pgDump, dbURL, recipient, pipeFile))
+			secs, _ := timed(nil, "bash", "-c", fmt.Sprintf("set -o pipefail; %s -Fc -Z0 -d %s | zstd -q -3 -T2 | age -r %s > %s && sync %[4]s", pgDump, dbURL, recipient, pipeFile))
 			bPipe.Seconds = append(bPipe.Seconds, secs)
 			bPipe.Bytes = fileSize(pipeFile)
 		},
@@ -120,6 +125,9 @@ retention: {keep_last: 1, keep_hourly: 0, keep_daily: 0, keep_weekly: 0, keep_mo
 	for r := 0; r < *rounds; r++ {
 		order := rotate(len(backups), r)
 		for _, i := range order {
+			// Every step starts with no dirty pages of another's output
+			// queued before its own.
+			run("", "sync")
 			backups[i]()
 		}
 		log.Printf("backup round %d: linkdr %.2fs, pg_dump %.2fs, pipeline %.2fs", r+1,

@@ -51,7 +51,9 @@ it streams, large tables split between them; indexes and constraints are
 then built by pg_restore --jobs N. Only a small file (the dump's table of
 contents) goes to --temp-dir, unless the dump holds large objects or
 --force replaces existing objects: then the whole dump is spooled there
-first for pg_restore --jobs N.
+first for pg_restore --jobs N. Rows of a table loaded over several
+connections are stored in a slightly different physical order than in
+the source (run CLUSTER where that order matters).
 
 After restoring, every table's row count and content checksum are compared
 with the figures recorded at backup time (--verify=false skips this); a
