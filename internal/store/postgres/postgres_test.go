@@ -252,7 +252,8 @@ func TestByHand(t *testing.T) {
 // TestParallelLoad restores with two jobs an archive that linkdr loads
 // itself (no large objects): a table large enough to be split over both
 // connections, rows that are empty lines, a row longer than a load
-// chunk, a sequence whose value must survive, and the tricky types.
+// chunk, a sequence whose value must survive, a comment and a grant (entries
+// without a section), and the tricky types.
 func TestParallelLoad(t *testing.T) {
 	ctx := context.Background()
 	src := testenv.NewDatabase(t, "src")
@@ -264,6 +265,8 @@ INSERT INTO blanks VALUES (''), ('x'), (''), (NULL), ('');
 INSERT INTO big VALUES (0, repeat('long row ', 100000));
 CREATE SEQUENCE ticket START 1000;
 SELECT nextval('ticket'), nextval('ticket');
+COMMENT ON TABLE big IS 'split over connections';
+GRANT SELECT ON big TO PUBLIC;
 `)
 	db := dbName(t, src)
 	r := ops.TestRunner(t, "", storeYAML(testenv.PostgresURL(t), db))
@@ -287,6 +290,7 @@ SELECT nextval('ticket'), nextval('ticket');
 	}
 	query := `SELECT (SELECT count(*) || ':' || md5(string_agg(t::text, '|' ORDER BY id)) FROM big t) || ' ' ||
 	  (SELECT count(*) || ':' || count(s) || ':' || md5(string_agg(coalesce(s, 'NULL'), '|' ORDER BY s NULLS FIRST)) FROM blanks) || ' ' ||
+	  (SELECT coalesce(obj_description(oid, 'pg_class'), '-') || ':' || coalesce(relacl::text, '-') FROM pg_class WHERE relname = 'big') || ' ' ||
 	  (SELECT last_value || ':' || is_called FROM ticket)`
 	scalar := func(dbURL string) string {
 		c, err := pgx.Connect(ctx, dbURL)
@@ -300,7 +304,7 @@ SELECT nextval('ticket'), nextval('ticket');
 		}
 		return s
 	}
-	if a, b := scalar(src), scalar(dst); a != b || !strings.HasSuffix(a, " 1001:true") {
+	if a, b := scalar(src), scalar(dst); a != b || !strings.HasSuffix(a, " 1001:true") || !strings.Contains(a, "split over connections:") {
 		t.Fatalf("restored data differs:\nsource   %s\nrestored %s", a, b)
 	}
 	if a, b := fingerprint(t, src), fingerprint(t, dst); a != b {

@@ -187,11 +187,17 @@ func hasLargeObjects(toc []pgarchive.Entry) bool {
 
 // otherData lists, in pg_restore --use-list form, the data section's
 // entries that are not table data (sequence values, mostly): they are SQL
-// in the table of contents, restored by pg_restore.
+// in the table of contents, restored by pg_restore. An entry without a
+// section (a comment, a grant) belongs where it stands, as pg_restore
+// --section counts it.
 func otherData(toc []pgarchive.Entry) []string {
 	var out []string
+	section := pgarchive.SectionPreData
 	for _, e := range toc {
-		if e.Section == pgarchive.SectionData && e.Desc != "TABLE DATA" {
+		if e.Section >= pgarchive.SectionPreData {
+			section = e.Section
+		}
+		if section == pgarchive.SectionData && e.Desc != "TABLE DATA" {
 			out = append(out, fmt.Sprintf("%d; %s %s", e.ID, e.Desc, e.Tag))
 		}
 	}

@@ -3,6 +3,8 @@ package postgres
 import (
 	"slices"
 	"testing"
+
+	"github.com/linkapp/linkdr/internal/store/postgres/pgarchive"
 )
 
 func TestIndexEnv(t *testing.T) {
@@ -19,5 +21,21 @@ func TestIndexEnv(t *testing.T) {
 		if !slices.Equal(in, c.in) {
 			t.Errorf("indexEnv changed its input: %q", in)
 		}
+	}
+}
+
+func TestOtherData(t *testing.T) {
+	toc := []pgarchive.Entry{
+		{ID: 1, Desc: "TABLE", Section: pgarchive.SectionPreData, Tag: "t"},
+		{ID: 2, Desc: "COMMENT", Section: 1, Tag: "TABLE t"}, // no section: pre-data here
+		{ID: 3, Desc: "TABLE DATA", Section: pgarchive.SectionData, Tag: "t"},
+		{ID: 4, Desc: "SEQUENCE SET", Section: pgarchive.SectionData, Tag: "s"},
+		{ID: 5, Desc: "COMMENT", Section: 1, Tag: "among data"}, // data, by position
+		{ID: 6, Desc: "INDEX", Section: pgarchive.SectionPostData, Tag: "i"},
+		{ID: 7, Desc: "ACL", Section: 1, Tag: "TABLE t"},
+	}
+	want := []string{"4; SEQUENCE SET s", "5; COMMENT among data"}
+	if got := otherData(toc); !slices.Equal(got, want) {
+		t.Fatalf("otherData = %q, want %q", got, want)
 	}
 }
