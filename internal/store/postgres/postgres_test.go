@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -272,7 +273,8 @@ GRANT SELECT ON big TO PUBLIC;
 	r := ops.TestRunner(t, "", storeYAML(testenv.PostgresURL(t), db))
 	var logs strings.Builder
 	r.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if _, err := r.Backup(ctx, "users-db", ""); err != nil {
+	m, err := r.Backup(ctx, "users-db", "")
+	if err != nil {
 		t.Fatal(err)
 	}
 	dst := withDB(src, db+"_par")
@@ -313,5 +315,35 @@ GRANT SELECT ON big TO PUBLIC;
 	// The indexes and constraints of the post-data section exist.
 	if n := count(t, dst, "pg_indexes WHERE tablename = 'big'"); n != 1 {
 		t.Fatalf("big has %d indexes after restore, want 1 (its primary key)", n)
+	}
+
+	// Verification runs alongside the index builds, and still fails: the
+	// manifest now claims one more row of big than the dump holds.
+	repoDir := strings.TrimPrefix(r.Plan.Repositories["primary"].URL, "file://")
+	path := filepath.Join(repoDir, "backups", "users-db", m.ID, "manifest.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range doc["stats"].(map[string]any)["databases"].([]any)[0].(map[string]any)["tables"].([]any) {
+		if tb := tb.(map[string]any); tb["name"] == "big" {
+			tb["rows"] = 40002
+		}
+	}
+	if raw, err = json.Marshal(doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dst2 := withDB(src, db+"_par2")
+	t.Cleanup(func() { exec1(t, testenv.PostgresURL(t), "DROP DATABASE IF EXISTS "+dbName(t, dst2)+" WITH (FORCE)") })
+	_, _, err = r.Restore(ctx, "users-db", ops.RestoreOptions{Target: dst2, Jobs: 2, Verify: true, TempDir: t.TempDir()})
+	if !errors.Is(err, store.ErrMismatch) || !strings.Contains(err.Error(), "public.big has 40001 rows, backup has 40002") {
+		t.Fatalf("restore against an edited manifest: %v", err)
 	}
 }
