@@ -70,6 +70,8 @@ type Archive struct {
 	recipients []string
 	level      envelope.Level
 	now        func() time.Time
+	// beforeRetry runs before Fetch waits to try a partial again (tests).
+	beforeRetry func()
 }
 
 // New opens the archive of store in rp. Recipients are needed to push,
@@ -270,7 +272,56 @@ func (a *Archive) FetchComplete(ctx context.Context, name, dst string, ids []age
 	return a.fetch(ctx, name, dst, ids, false)
 }
 
+// A streaming receiver replaces its .partial every few seconds, sidecar
+// first: a restore fetching it in between finds the data without a
+// sidecar, or new data under the old sums. Served as "not archived", that
+// would end recovery a segment early, so Fetch waits for the replacement
+// (which took up to 1.6 s under load in the tests) and tries again.
+const (
+	partialTries      = 20
+	partialRetryDelay = 250 * time.Millisecond
+)
+
 func (a *Archive) fetch(ctx context.Context, name, dst string, ids []age.Identity, partialOK bool) (*Info, error) {
+	for try := 1; ; try++ {
+		in, err := a.fetchOnce(ctx, name, dst, ids, partialOK)
+		if err == nil || !partialOK || try == partialTries || !a.partialInFlux(ctx, name, err) {
+			return in, err
+		}
+		if a.beforeRetry != nil {
+			a.beforeRetry()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(partialRetryDelay):
+		}
+	}
+}
+
+// partialInFlux tells whether a failed fetch of segment name met its
+// .partial in the middle of being replaced.
+func (a *Archive) partialInFlux(ctx context.Context, name string, err error) bool {
+	n, perr := wal.ParseName(name)
+	if perr != nil || n.Kind != wal.Segment {
+		return false
+	}
+	if _, serr := a.Stat(ctx, n); !errors.Is(serr, ErrNotFound) {
+		return false // the complete segment is archived: not a partial's trouble
+	}
+	p := n
+	p.Kind = wal.Partial
+	switch {
+	case errors.Is(err, ErrNotFound):
+		ok, _ := a.rp.Bucket().Exists(ctx, a.DataKey(p)) // data, no sidecar yet
+		return ok
+	case errors.Is(err, envelope.ErrIntegrity):
+		return true // new data under the old sidecar's sums
+	}
+	return false
+}
+
+func (a *Archive) fetchOnce(ctx context.Context, name, dst string, ids []age.Identity, partialOK bool) (*Info, error) {
 	n, err := wal.ParseName(name)
 	if err != nil {
 		return nil, err

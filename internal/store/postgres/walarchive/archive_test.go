@@ -152,6 +152,42 @@ func TestPushFetch(t *testing.T) {
 			t.Fatalf("partial served as %d bytes", len(got))
 		}
 	})
+	// A receiver replacing the partial deletes its sidecar first: a fetch
+	// in that moment waits for the new one instead of ending recovery.
+	t.Run("PartialBeingReplaced", func(t *testing.T) {
+		p := wal.SegmentName(1, 20, segSize)
+		p.Kind = wal.Partial
+		if _, err := a.Push(ctx, p.String(), segment(1, 20, 1, segSize/4), SourceStream); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.rp.DeleteObject(ctx, a.InfoKey(p)); err != nil {
+			t.Fatal(err)
+		}
+		longer := segment(1, 20, 1, segSize/2)
+		retries := 0
+		a.beforeRetry = func() {
+			if retries++; retries == 2 {
+				if _, err := a.Push(ctx, p.String(), longer, SourceStream); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		defer func() { a.beforeRetry = nil }()
+		dst := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		in, err := a.Fetch(ctx, name(1, 20), dst, ids)
+		if err != nil || in.Kind != "partial" || retries != 2 {
+			t.Fatalf("%+v %v after %d retries", in, err, retries)
+		}
+		got, _ := os.ReadFile(dst)
+		if !bytes.Equal(got[:len(longer)], longer) {
+			t.Fatal("served the old partial")
+		}
+		// A segment with neither a partial nor its data is not waited for.
+		retries = 0
+		if _, err := a.Fetch(ctx, name(1, 21), dst, ids); !errors.Is(err, ErrNotFound) || retries != 0 {
+			t.Fatalf("missing segment: %v after %d retries", err, retries)
+		}
+	})
 	t.Run("Damaged", func(t *testing.T) {
 		if _, err := a.Push(ctx, name(1, 7), segment(1, 7, 1, segSize), SourceArchiveCommand); err != nil {
 			t.Fatal(err)
