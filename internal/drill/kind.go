@@ -2,7 +2,9 @@ package drill
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/linkapp/linkdr/internal/ops"
 	"github.com/linkapp/linkdr/internal/plan"
 	"github.com/linkapp/linkdr/internal/repo"
+	"github.com/linkapp/linkdr/internal/store"
 )
 
 // Kind is what a restore drill needs from a store kind.
@@ -101,4 +104,16 @@ func Kinds() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// judgeIntegrity ends an integrity check: any problem in bad fails it with
+// ErrMismatch and becomes its summary; otherwise ok is the summary.
+func judgeIntegrity(in drillreport.Integrity, bad []string, ok string) (drillreport.Integrity, error) {
+	in.OK = len(bad) == 0
+	if !in.OK {
+		in.Summary = strings.Join(bad, "; ")
+		return in, fmt.Errorf("%w: %s", store.ErrMismatch, in.Summary)
+	}
+	in.Summary = ok
+	return in, nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/linkapp/linkdr/internal/drillreport"
 	"github.com/linkapp/linkdr/internal/ops"
 	"github.com/linkapp/linkdr/internal/repo"
-	"github.com/linkapp/linkdr/internal/store"
 	"github.com/linkapp/linkdr/internal/store/postgres"
 )
 
@@ -301,7 +300,7 @@ func (s *pgScratch) Compare(ctx context.Context, m *repo.Manifest) (drillreport.
 	if err != nil {
 		return drillreport.Integrity{}, err
 	}
-	in := drillreport.Integrity{OK: true}
+	var in drillreport.Integrity
 	var bad []string
 	tables, rows := 0, int64(0)
 	for _, db := range s.order {
@@ -316,7 +315,6 @@ func (s *pgScratch) Compare(ctx context.Context, m *repo.Manifest) (drillreport.
 			if ds != nil {
 				reason = ds.Unavailable
 			}
-			in.OK = false
 			bad = append(bad, fmt.Sprintf("database %s cannot be verified: %s", db, reason))
 			continue
 		}
@@ -342,7 +340,6 @@ func (s *pgScratch) Compare(ctx context.Context, m *repo.Manifest) (drillreport.
 				it.OK, it.Problem = false, fmt.Sprintf("content checksum %s, the backup's manifest says %s", have, want)
 			}
 			if !it.OK {
-				in.OK = false
 				bad = append(bad, it.Name+": "+it.Problem)
 			}
 			in.Items = append(in.Items, it)
@@ -350,12 +347,7 @@ func (s *pgScratch) Compare(ctx context.Context, m *repo.Manifest) (drillreport.
 			rows += got.Rows
 		}
 	}
-	if !in.OK {
-		in.Summary = strings.Join(bad, "; ")
-		return in, fmt.Errorf("%w: %s", store.ErrMismatch, in.Summary)
-	}
-	in.Summary = fmt.Sprintf("%d tables, %d rows: counts and checksums match the manifest", tables, rows)
-	return in, nil
+	return judgeIntegrity(in, bad, fmt.Sprintf("%d tables, %d rows: counts and checksums match the manifest", tables, rows))
 }
 
 func (s *pgScratch) Canaries(ctx context.Context) ([]Canary, error) {

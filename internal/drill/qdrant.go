@@ -11,7 +11,6 @@ import (
 	"github.com/linkapp/linkdr/internal/drillreport"
 	"github.com/linkapp/linkdr/internal/ops"
 	"github.com/linkapp/linkdr/internal/repo"
-	"github.com/linkapp/linkdr/internal/store"
 	"github.com/linkapp/linkdr/internal/store/qdrant"
 )
 
@@ -112,7 +111,7 @@ func (s *qdrantScratch) Compare(ctx context.Context, m *repo.Manifest) (drillrep
 	if err != nil {
 		return drillreport.Integrity{}, err
 	}
-	in := drillreport.Integrity{OK: true}
+	var in drillreport.Integrity
 	var bad []string
 	for _, col := range st.Collections {
 		n, err := s.client.Count(ctx, s.rename[col.Name])
@@ -123,19 +122,14 @@ func (s *qdrantScratch) Compare(ctx context.Context, m *repo.Manifest) (drillrep
 		if !it.OK {
 			it.Problem = fmt.Sprintf("%d points restored, the backup's manifest says %d", n, col.Points)
 			bad = append(bad, col.Name+": "+it.Problem)
-			in.OK = false
 		}
 		in.Items = append(in.Items, it)
 	}
-	if !in.OK {
-		in.Summary = strings.Join(bad, "; ")
-		return in, fmt.Errorf("%w: %s", store.ErrMismatch, in.Summary)
+	ok := strings.Join(s.checked, "; ")
+	if ok == "" {
+		ok = fmt.Sprintf("%d collections: points counts match the manifest", len(st.Collections))
 	}
-	in.Summary = strings.Join(s.checked, "; ")
-	if in.Summary == "" {
-		in.Summary = fmt.Sprintf("%d collections: points counts match the manifest", len(st.Collections))
-	}
-	return in, nil
+	return judgeIntegrity(in, bad, ok)
 }
 
 func (s *qdrantScratch) Canaries(context.Context) ([]Canary, error) { return nil, nil }

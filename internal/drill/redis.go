@@ -297,7 +297,7 @@ func (s *redisScratch) Restore(ctx context.Context, m *repo.Manifest) error {
 // backup (the restore skips those already past), so with W such keys a
 // count from manifest−W to manifest is right.
 func (s *redisScratch) Compare(ctx context.Context, m *repo.Manifest) (drillreport.Integrity, error) {
-	in := drillreport.Integrity{OK: true}
+	var in drillreport.Integrity
 	var bad []string
 	for _, p := range s.dbs {
 		ds := p.stats
@@ -329,16 +329,10 @@ func (s *redisScratch) Compare(ctx context.Context, m *repo.Manifest) (drillrepo
 		if len(probs) > 0 {
 			it.OK, it.Problem = false, strings.Join(probs, "; ")
 			bad = append(bad, it.Name+": "+it.Problem)
-			in.OK = false
 		}
 		in.Items = append(in.Items, it)
 	}
-	if !in.OK {
-		in.Summary = strings.Join(bad, "; ")
-		return in, fmt.Errorf("%w: %s", store.ErrMismatch, in.Summary)
-	}
-	in.Summary = strings.Join(s.checked, "; ")
-	return in, nil
+	return judgeIntegrity(in, bad, strings.Join(s.checked, "; "))
 }
 
 // knownTypes: TYPE names module values by module, so only figures of the
