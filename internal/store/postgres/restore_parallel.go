@@ -59,14 +59,7 @@ func (p *Postgres) parallelRestore(ctx context.Context, req store.RestoreRequest
 	}
 	base := []string{"--no-password", "--exit-on-error", "--dbname=" + pr.target.String()}
 	runTool := func(env []string, args ...string) error {
-		cmd, tail := command(ctx, pgRestore, env, append(append(base, args...), toc.Name())...)
-		if err := cmd.Run(); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return toolError("pg_restore "+args[0], err, tail)
-		}
-		return nil
+		return runPgRestore(ctx, "pg_restore "+args[0], pgRestore, env, append(append(base, args...), toc.Name())...)
 	}
 
 	start := time.Now()
@@ -164,12 +157,18 @@ func (p *Postgres) spooledRestore(ctx context.Context, req store.RestoreRequest,
 	}
 	args := append([]string{"--no-password", "--exit-on-error", "--dbname=" + pr.target.String()}, extra...)
 	args = append(args, "--jobs="+strconv.Itoa(max(req.Jobs, 1)), f.Name())
-	cmd, tail := command(ctx, pgRestore, indexEnv(pr.target.toolEnv()), args...)
+	return runPgRestore(ctx, "pg_restore", pgRestore, indexEnv(pr.target.toolEnv()), args...)
+}
+
+// runPgRestore runs pg_restore over a file to its end; label names the
+// run in an error.
+func runPgRestore(ctx context.Context, label, pgRestore string, env []string, args ...string) error {
+	cmd, tail := command(ctx, pgRestore, env, args...)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return toolError("pg_restore", err, tail)
+		return toolError(label, err, tail)
 	}
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -185,4 +187,79 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("copy scans differently: %v / %v", err1, err2)
 		}
 	})
+}
+
+// TestReader walks the blocks of an archive: Head on its own is the
+// header and table of contents, a block read only in part is skipped
+// whole by Next, and a block read whole is the table's COPY text.
+func TestReader(t *testing.T) {
+	b, err := os.ReadFile("testdata/pg15-small.dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(r.Head, b[:len(r.Head)]) || len(r.TOC) != r.Entries {
+		t.Fatalf("head of %d bytes, %d of %d TOC entries", len(r.Head), len(r.TOC), r.Entries)
+	}
+	data := map[int]string{}
+	first := true
+	for {
+		id, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first { // read three bytes and leave the rest to Next
+			first = false
+			p := make([]byte, 3)
+			if _, err := io.ReadFull(r, p); err != nil {
+				t.Fatal(err)
+			}
+			data[id] = "partial"
+			continue
+		}
+		all, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[id] = string(all[:CopyEnd(all)])
+	}
+	s, _ := Scan(bytes.NewReader(b))
+	if len(data) != len(s.Tables) {
+		t.Fatalf("%d blocks, %d tables", len(data), len(s.Tables))
+	}
+	for _, tb := range s.Tables {
+		got, ok := data[tb.DumpID]
+		if !ok {
+			t.Errorf("no block for %s", tb.Name)
+			continue
+		}
+		if got == "partial" {
+			continue
+		}
+		h := NewRowHasher()
+		h.Write([]byte(got))
+		if rows, sum := h.Result(); rows != tb.Rows || sum != tb.Sum || strings.Contains(got, "\\.\n") {
+			t.Errorf("%s: %d rows %x from the block, scan says %d %x", tb.Name, rows, sum, tb.Rows, tb.Sum)
+		}
+	}
+}
+
+func TestCopyEnd(t *testing.T) {
+	for in, want := range map[string]string{
+		"1\ta\n2\tb\n\\.\n\n\n": "1\ta\n2\tb\n",
+		"\\.\n\n":               "",
+		"\n\n\\.\n\n":           "\n\n",       // two rows that are empty lines
+		"x\t\\\\.\n":            "x\t\\\\.\n", // an escaped backslash before a dot is data
+		"1\n2\n":                "1\n2\n",     // no marker: all data
+	} {
+		if got := in[:CopyEnd([]byte(in))]; got != want {
+			t.Errorf("CopyEnd(%q) keeps %q, want %q", in, got, want)
+		}
+	}
 }

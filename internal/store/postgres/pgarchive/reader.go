@@ -46,10 +46,8 @@ func (r *Reader) Rest() io.Reader { return r.rd.r }
 // returns io.EOF after the last one. Only table data blocks (not large
 // objects) are supported. An unread rest of the current block is skipped.
 func (r *Reader) Next() (int, error) {
-	for r.inBlock {
-		if _, err := r.Read(make([]byte, 64<<10)); err == io.EOF {
-			break
-		} else if err != nil {
+	if r.inBlock {
+		if _, err := io.Copy(io.Discard, r); err != nil {
 			return 0, err
 		}
 	}
