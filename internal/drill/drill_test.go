@@ -184,14 +184,7 @@ func TestCorruptedBackup(t *testing.T) {
 	f := setup(t, "")
 	m := f.backup(t)
 	obj := filepath.Join(f.repoDir, "backups", "users-db", m.ID, f.name+".dump"+repo.ArtifactSuffix)
-	b, err := os.ReadFile(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 1
-	if err := os.WriteFile(obj, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	flipMiddleByte(t, obj)
 	rep, err := f.drills.Restore(context.Background(), drill.RestoreOptions{})
 	if !errors.Is(err, drill.ErrFailed) || rep == nil || rep.OK {
 		t.Fatalf("got %v, %+v", err, rep)
@@ -338,5 +331,18 @@ func TestFailoverNeedsRunbookEngine(t *testing.T) {
 	_, err := f.drills.Failover(context.Background(), nil, "regional-failure")
 	if !errors.Is(err, drill.ErrNoRunbookEngine) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// flipMiddleByte damages a stored object the way a bad disk would.
+func flipMiddleByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

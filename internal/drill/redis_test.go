@@ -193,14 +193,7 @@ func TestRedisDrillCorrupted(t *testing.T) {
 	f := setupRedis(t)
 	m := f.backup(t)
 	obj := filepath.Join(f.repoDir, "backups", "sessions", m.ID, "db0.resp"+repo.ArtifactSuffix)
-	b, err := os.ReadFile(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 1
-	if err := os.WriteFile(obj, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	flipMiddleByte(t, obj)
 	rep, err := f.drills.Restore(context.Background(), drill.RestoreOptions{})
 	if !errors.Is(err, drill.ErrFailed) || rep == nil || rep.OK {
 		t.Fatalf("got %v, %+v", err, rep)
