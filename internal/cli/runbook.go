@@ -452,6 +452,9 @@ A run that nobody drives and that did not finish shows as interrupted: resume it
 					list = append(list, st)
 				}
 			}
+			// Newest first by start time: ids order runs only to the
+			// second, and two runs of the same second by a random suffix.
+			sort.SliceStable(list, func(i, j int) bool { return list[i].Started.After(list[j].Started) })
 			if g.json() {
 				return printJSON(g.stdout, list)
 			}
