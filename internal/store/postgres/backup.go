@@ -37,11 +37,10 @@ func (p *Postgres) Backup(ctx context.Context, req store.BackupRequest) (*store.
 		return nil, err
 	}
 	c.Close(ctx)
-	pgDump, err := findTool(ctx, "pg_dump", p.binDir, si.major())
+	pgDump, dumpMajor, err := findTool(ctx, "pg_dump", p.binDir, si.major())
 	if err != nil {
 		return nil, err
 	}
-	dumpMajor, _ := toolMajor(ctx, pgDump)
 
 	src := Source{
 		Host: p.ep.hostPort(), ServerVersion: si.Version, ServerVersionNum: si.VersionNum,

@@ -379,7 +379,7 @@ func writeRecoveryConfig(req store.PITRRequest, m *repo.Manifest, src PhysicalSo
 // startAndWait starts the restored cluster with pg_ctl (as the owner of
 // its directory) and waits until recovery is over.
 func startAndWait(ctx context.Context, binDir string, src PhysicalSource, req store.PITRRequest, o owner, ep *endpoint) (*Reached, error) {
-	pgctl, err := findTool(ctx, "pg_ctl", binDir, src.ServerVersionNum/10000)
+	pgctl, _, err := findTool(ctx, "pg_ctl", binDir, src.ServerVersionNum/10000)
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func (p *Postgres) Restore(ctx context.Context, req store.RestoreRequest) (*stor
 	if si.InRecovery {
 		return nil, fmt.Errorf("restore target %s is a standby (read-only): restore into the primary", target)
 	}
-	pgRestore, err := findTool(ctx, "pg_restore", p.binDir, max(si.major(), src.PgDumpVersion))
+	pgRestore, _, err := findTool(ctx, "pg_restore", p.binDir, max(si.major(), src.PgDumpVersion))
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +257,7 @@ func (p *Postgres) VerifyArtifact(ctx context.Context, m *repo.Manifest, a *repo
 	if err != nil {
 		return err
 	}
-	pgRestore, err := findTool(ctx, "pg_restore", p.binDir, src.PgDumpVersion)
+	pgRestore, _, err := findTool(ctx, "pg_restore", p.binDir, src.PgDumpVersion)
 	if err != nil {
 		return err
 	}

@@ -17,8 +17,10 @@ import (
 
 // findTool locates pg_dump or pg_restore for a server major version:
 // binDir if configured, else the Debian/Ubuntu layout, else PATH. A tool
-// older than the server cannot read its catalogs, so it is refused.
-func findTool(ctx context.Context, name, binDir string, major int) (string, error) {
+// older than the server cannot read its catalogs, so it is refused. It
+// returns the tool's own major version too (running a tool costs tens of
+// milliseconds; a backup would otherwise ask twice).
+func findTool(ctx context.Context, name, binDir string, major int) (string, int, error) {
 	var candidates []string
 	if binDir != "" {
 		candidates = append(candidates, filepath.Join(binDir, name))
@@ -41,15 +43,15 @@ func findTool(ctx context.Context, name, binDir string, major int) (string, erro
 			continue
 		}
 		if v >= major {
-			return c, nil
+			return c, v, nil
 		}
 		seen = append(seen, fmt.Sprintf("%s is version %d", c, v))
 	}
 	hint := fmt.Sprintf("install postgresql-client-%d, or set pg_bin_dir in the plan", major)
 	if len(seen) > 0 {
-		return "", fmt.Errorf("no %s for PostgreSQL %d: %s (hint: %s)", name, major, strings.Join(seen, "; "), hint)
+		return "", 0, fmt.Errorf("no %s for PostgreSQL %d: %s (hint: %s)", name, major, strings.Join(seen, "; "), hint)
 	}
-	return "", fmt.Errorf("no %s for PostgreSQL %d found (hint: %s)", name, major, hint)
+	return "", 0, fmt.Errorf("no %s for PostgreSQL %d found (hint: %s)", name, major, hint)
 }
 
 var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
