@@ -1,9 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -34,20 +35,30 @@ func SumTables(ctx context.Context, c *pgx.Conn, tables []*pgarchive.Table) ([]T
 	}
 	out := make([]TableSum, 0, len(tables))
 	for _, t := range tables {
-		h := pgarchive.NewRowHasher()
-		sql := fmt.Sprintf("COPY %s %s TO STDOUT", pgx.Identifier{t.Schema, t.Name}.Sanitize(), t.Columns)
-		if _, err := c.PgConn().CopyTo(ctx, h, sql); err != nil {
-			return out, fmt.Errorf("read table %s.%s: %w", t.Schema, t.Name, err)
+		sum, err := sumTable(ctx, c, t)
+		if err != nil {
+			return out, err
 		}
-		rows, sum := h.Result()
-		out = append(out, TableSum{Schema: t.Schema, Name: t.Name, Rows: rows, Sum: sum})
+		out = append(out, sum)
 	}
 	return out, nil
 }
 
+// sumTable reads one table on a session SumTables has set up.
+func sumTable(ctx context.Context, c *pgx.Conn, t *pgarchive.Table) (TableSum, error) {
+	h := pgarchive.NewRowHasher()
+	sql := fmt.Sprintf("COPY %s %s TO STDOUT", pgx.Identifier{t.Schema, t.Name}.Sanitize(), t.Columns)
+	if _, err := c.PgConn().CopyTo(ctx, h, sql); err != nil {
+		return TableSum{}, fmt.Errorf("read table %s.%s: %w", t.Schema, t.Name, err)
+	}
+	rows, sum := h.Result()
+	return TableSum{Schema: t.Schema, Name: t.Name, Rows: rows, Sum: sum}, nil
+}
+
 // verifyTables proves a restored database equals the dump, table by
-// table, reading up to jobs tables at once (largest first, each to the
-// connection with the fewest bytes so far).
+// table, reading up to jobs tables at once: each connection takes the
+// largest table not yet taken, so one large table does not end up queued
+// behind others.
 func verifyTables(ctx context.Context, ep *endpoint, st *DatabaseStats, jobs int) (string, error) {
 	if st == nil || st.Unavailable != "" {
 		reason := "the manifest has no table figures"
@@ -56,42 +67,34 @@ func verifyTables(ctx context.Context, ep *endpoint, st *DatabaseStats, jobs int
 		}
 		return "", fmt.Errorf("cannot verify: %s (hint: restore with --verify=false)", reason)
 	}
-	jobs = max(min(jobs, len(st.Tables)), 1)
 	order := make([]int, len(st.Tables))
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(a, b int) bool { return st.Tables[order[a]].Bytes > st.Tables[order[b]].Bytes })
-	share := make([][]int, jobs)
-	load := make([]int64, jobs)
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(st.Tables[b].Bytes, st.Tables[a].Bytes) })
+	next := make(chan int, len(order))
 	for _, i := range order {
-		k := 0
-		for j := range load {
-			if load[j] < load[k] {
-				k = j
-			}
-		}
-		share[k] = append(share[k], i)
-		load[k] += st.Tables[i].Bytes + 1
+		next <- i
 	}
+	close(next)
 	got := make([]TableSum, len(st.Tables))
 	g, gctx := errgroup.WithContext(ctx)
-	for _, idx := range share {
+	for range max(min(jobs, len(st.Tables)), 1) {
 		g.Go(func() error {
 			c, err := ep.connect(gctx)
 			if err != nil {
 				return err
 			}
 			defer c.Close(context.Background())
-			tables := make([]*pgarchive.Table, len(idx))
-			for k, i := range idx {
-				tables[k] = st.Tables[i]
+			if _, err := c.Exec(gctx, sessionForSums); err != nil {
+				return fmt.Errorf("prepare session: %w", err)
 			}
-			sums, err := SumTables(gctx, c, tables)
-			for k := range sums {
-				got[idx[k]] = sums[k]
+			for i := range next {
+				if got[i], err = sumTable(gctx, c, st.Tables[i]); err != nil {
+					return err
+				}
 			}
-			return err
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {

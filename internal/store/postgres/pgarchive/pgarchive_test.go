@@ -12,15 +12,22 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
+// smallDump reads testdata/pg15-small.dump (described at TestScanPG15).
+func smallDump(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/pg15-small.dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // testdata/pg15-small.dump is `pg_dump -Fc -Z0` (PostgreSQL 15.18) of:
 // public.users (5 rows, with an embedded newline in text), an empty table,
 // and s.m with identity and generated columns (2 rows, one NULL, one
 // backslash).
 func TestScanPG15(t *testing.T) {
-	b, err := os.ReadFile("testdata/pg15-small.dump")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := smallDump(t)
 	s, err := Scan(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +60,7 @@ func TestScanPG15(t *testing.T) {
 }
 
 func TestScanTruncated(t *testing.T) {
-	b, _ := os.ReadFile("testdata/pg15-small.dump")
+	b := smallDump(t)
 	for _, n := range []int{3, 40, len(b) / 2, len(b) - 20} {
 		if _, err := Scan(bytes.NewReader(b[:n])); err == nil {
 			t.Errorf("truncated to %d bytes: no error", n)
@@ -96,10 +103,7 @@ func TestRowSumText(t *testing.T) {
 // (pg_restore reading it is proven by the restore tests in package
 // postgres, which restore archives written this way.)
 func TestCopy(t *testing.T) {
-	b, err := os.ReadFile("testdata/pg15-small.dump")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := smallDump(t)
 	var out bytes.Buffer
 	s1, err := Copy(&out, bytes.NewReader(b))
 	if err != nil {
@@ -143,7 +147,7 @@ func TestCopyNotUnderstood(t *testing.T) {
 	if _, err := Copy(&out, bytes.NewReader(plain)); !errors.Is(err, ErrUnsupported) || !bytes.Equal(out.Bytes(), plain) {
 		t.Errorf("plain dump: %v, copied %q", err, out.Bytes())
 	}
-	b, _ := os.ReadFile("testdata/pg15-small.dump")
+	b := smallDump(t)
 	odd := append([]byte(nil), b...)
 	odd[5] = 9 // archive version 9.x
 	out.Reset()
@@ -171,7 +175,7 @@ func TestChunker(t *testing.T) {
 }
 
 func FuzzScan(f *testing.F) {
-	b, _ := os.ReadFile("testdata/pg15-small.dump")
+	b := smallDump(f)
 	f.Add(b)
 	f.Add(b[:100])
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -193,10 +197,7 @@ func FuzzScan(f *testing.F) {
 // header and table of contents, a block read only in part is skipped
 // whole by Next, and a block read whole is the table's COPY text.
 func TestReader(t *testing.T) {
-	b, err := os.ReadFile("testdata/pg15-small.dump")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := smallDump(t)
 	r, err := NewReader(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
