@@ -335,7 +335,7 @@ func (r *Repo) copyObject(ctx context.Context, src *Repo, key, expect string, un
 	h := sha256.New()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := r.loc.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: rd.ContentType(), BeforeWrite: r.lockFunc(until)})
+	w, err := r.loc.newWriter(wctx, key, &blob.WriterOptions{ContentType: rd.ContentType(), BeforeWrite: r.lockFunc(until)})
 	if err != nil {
 		return 0, fmt.Errorf("copy %s: %w", key, err)
 	}
@@ -347,9 +347,6 @@ func (r *Repo) copyObject(ctx context.Context, src *Repo, key, expect string, un
 	}
 	if err := w.Close(); err != nil {
 		return 0, fmt.Errorf("copy %s: %w", key, err)
-	}
-	if err := r.loc.sync(key); err != nil {
-		return 0, err
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if expect != "" && sum != expect {

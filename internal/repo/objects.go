@@ -55,7 +55,7 @@ func (r *Repo) PutSealed(ctx context.Context, key string, src io.Reader, recipie
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	bw, err := r.loc.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream", BufferSize: 8 << 20})
+	bw, err := r.loc.newWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream", BufferSize: 8 << 20})
 	if err != nil {
 		return envelope.Sums{}, fmt.Errorf("create %s: %w", key, err)
 	}
@@ -78,9 +78,6 @@ func (r *Repo) PutSealed(ctx context.Context, key string, src io.Reader, recipie
 	}
 	if err := bw.Close(); err != nil {
 		return envelope.Sums{}, fmt.Errorf("write %s: %w", key, err)
-	}
-	if err := r.loc.sync(key); err != nil {
-		return envelope.Sums{}, err
 	}
 	return s.Sums(), nil
 }

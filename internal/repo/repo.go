@@ -167,7 +167,7 @@ func (r *Repo) writeLocked(ctx context.Context, key string, b []byte, ifNotExist
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := r.loc.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/json", IfNotExist: ifNotExist, BeforeWrite: r.lockFunc(until)})
+	w, err := r.loc.newWriter(wctx, key, &blob.WriterOptions{ContentType: "application/json", IfNotExist: ifNotExist, BeforeWrite: r.lockFunc(until)})
 	if err != nil {
 		return err
 	}
@@ -176,10 +176,7 @@ func (r *Repo) writeLocked(ctx context.Context, key string, b []byte, ifNotExist
 		w.Close()
 		return err
 	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return r.loc.sync(key)
+	return w.Close()
 }
 
 func randomHex(n int) string {

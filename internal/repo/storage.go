@@ -18,9 +18,10 @@ import (
 // location is an opened bucket plus what we know of its backing.
 type location struct {
 	bucket *blob.Bucket
-	// dir is set for file:// repositories so writes can be fsynced; blob's
-	// file driver renames into place without syncing, and a manifest that
-	// survives a power cut must not point at data that did not.
+	// dir is set for file:// repositories, whose objects are written by
+	// newWriter and createExclusive rather than blob's file driver: that
+	// renames into place without syncing, and a manifest that survives a
+	// power cut must not point at data that did not.
 	dir string
 	// shared buckets (mem://) outlive the Repo that opened them.
 	shared bool
@@ -91,26 +92,6 @@ func (l *location) close() error {
 	return l.bucket.Close()
 }
 
-// sync makes a written key durable on local disk.
-func (l *location) sync(key string) error {
-	if l.dir == "" {
-		return nil
-	}
-	path := filepath.Join(l.dir, filepath.FromSlash(key))
-	for _, p := range []string{path, filepath.Dir(path)} {
-		f, err := os.Open(p)
-		if err != nil {
-			return fmt.Errorf("fsync %s: %w", p, err)
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("fsync %s: %w", p, err)
-		}
-	}
-	return nil
-}
-
 // errExists: an exclusive create found the key taken.
 var errExists = errors.New("object already exists")
 
@@ -150,7 +131,7 @@ func (l *location) createExclusive(key string, b []byte) error {
 		}
 		return err
 	}
-	return l.sync(key)
+	return syncDir(filepath.Dir(path)) // the data was synced before the link
 }
 
 func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }

@@ -89,7 +89,7 @@ type ArtifactWriter struct {
 	art    Artifact
 	key    string
 	cancel context.CancelFunc
-	blob   *blob.Writer
+	blob   io.WriteCloser
 	seal   *envelope.Sealer
 	err    error
 }
@@ -164,7 +164,7 @@ func (w *BackupWriter) create(ctx context.Context, name, mediaType string, meta 
 	w.mu.Unlock()
 
 	wctx, cancel := context.WithCancel(ctx)
-	bw, err := w.r.loc.bucket.NewWriter(wctx, key, &blob.WriterOptions{
+	bw, err := w.r.loc.newWriter(wctx, key, &blob.WriterOptions{
 		ContentType: "application/octet-stream",
 		BufferSize:  8 << 20, // S3 part size: fewer round trips, bounded memory
 		BeforeWrite: w.r.lockFunc(w.lockUntil),
@@ -237,9 +237,6 @@ func (a *ArtifactWriter) Close() error {
 	}
 	if err := a.blob.Close(); err != nil {
 		return fmt.Errorf("store artifact %s: %w", a.art.Name, err)
-	}
-	if err := a.bw.r.loc.sync(a.key); err != nil {
-		return err
 	}
 	a.art.Sums = a.seal.Sums()
 	a.bw.mu.Lock()

@@ -23,6 +23,7 @@ func (p *Postgres) Backup(ctx context.Context, req store.BackupRequest) (*store.
 	default:
 		return nil, fmt.Errorf("postgres: method %q is not supported (supported: logical, physical)", req.Method)
 	}
+	go stdbufPath() // found while we connect; dumpDatabase waits for it
 	c, err := p.ep.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -95,8 +96,9 @@ func (p *Postgres) dumpDatabase(ctx context.Context, req store.BackupRequest, pg
 	}
 	// TimeZone and bytea_output fix the text form of the COPY data so the
 	// row checksums can be recomputed identically from a restored copy.
-	cmd, tail := command(ctx, pgDump, ep.toolEnv("PGOPTIONS=-c TimeZone=UTC -c bytea_output=hex"),
-		"--format=custom", "--compress=0", "--snapshot="+snapshot, "--no-password", "--dbname="+ep.String())
+	path, args := stdbufArgs(pgDump, []string{
+		"--format=custom", "--compress=0", "--snapshot=" + snapshot, "--no-password", "--dbname=" + ep.String()})
+	cmd, tail := command(ctx, path, ep.toolEnv("PGOPTIONS=-c TimeZone=UTC -c bytea_output=hex"), args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		w.Close()
