@@ -104,7 +104,7 @@ shows what would be restored where, and changes nothing.`,
 	f.StringVar(&o.Target, "target", "", "where to restore (default: the store itself)")
 	f.StringSliceVar(&o.Select, "select", nil, "restore only these parts (PostgreSQL: databases, Redis: database numbers, Qdrant: collections, S3: key prefixes)")
 	f.StringToStringVar(&o.Rename, "rename", nil, "restore a part under another name, OLD=NEW (Qdrant collections)")
-	f.IntVarP(&o.Jobs, "jobs", "j", 1, "parallel jobs (PostgreSQL: connections loading data, then pg_restore --jobs; Redis: pipelines in flight)")
+	f.IntVarP(&o.Jobs, "jobs", "j", 1, "parallel jobs (PostgreSQL: connections loading data, and pg_restore --jobs for the indexes, of each large table as soon as it is loaded and of the rest at the end; Redis: pipelines in flight)")
 	f.BoolVar(&o.Force, "force", false, "replace the contents of a target that already has data")
 	f.BoolVar(&o.Verify, "verify", true, "compare the restored data with the backup's figures (row counts and checksums; Redis: key counts and sampled values)")
 	f.StringVar(&o.TempDir, "temp-dir", os.TempDir(), "where --jobs > 1 keeps temporary files (PostgreSQL: the table of contents; a whole dump with large objects or --force)")

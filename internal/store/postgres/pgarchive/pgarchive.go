@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -83,6 +84,7 @@ type Entry struct {
 	Tag       string
 	Defn      string // SQL that creates the object or sets the setting
 	CopyStmt  string // for TABLE DATA: "COPY s.t (a, b) FROM stdin;\n"
+	Deps      []int  // IDs of the entries this one depends on
 }
 
 // Sections of the table of contents (pg_backup.h).
@@ -396,9 +398,14 @@ func readTocEntry(rd *reader, s *Summary, byID map[int]*Table) {
 	}
 	rd.str() // owner
 	rd.str() // "with oids", always false
+	var deps []int
 	for rd.err == nil {
-		if _, ok := rd.str(); !ok {
+		d, ok := rd.str()
+		if !ok {
 			break // dependency list ends with NULL
+		}
+		if n, err := strconv.Atoi(d); err == nil {
+			deps = append(deps, n)
 		}
 	}
 	rd.byte() // data state
@@ -406,7 +413,7 @@ func readTocEntry(rd *reader, s *Summary, byID map[int]*Table) {
 	if rd.err != nil {
 		return
 	}
-	s.TOC = append(s.TOC, Entry{ID: id, Desc: desc, Section: section, Namespace: namespace, Tag: tag, Defn: defn, CopyStmt: copyStmt})
+	s.TOC = append(s.TOC, Entry{ID: id, Desc: desc, Section: section, Namespace: namespace, Tag: tag, Defn: defn, CopyStmt: copyStmt, Deps: deps})
 	switch desc {
 	case "TABLE DATA":
 		t := &Table{Schema: namespace, Name: tag, Columns: columnsOf(copyStmt), DumpID: id}
