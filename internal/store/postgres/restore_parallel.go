@@ -300,12 +300,15 @@ func postDataExcept(toc []pgarchive.Entry, skip map[int]bool) []pgarchive.Entry 
 	return out
 }
 
-// useList writes entries in pg_restore --use-list form (pg_restore reads
-// the number; the rest is for people).
+// useList writes entries in pg_restore --use-list form: pg_restore reads
+// the number at the start of each line, and the rest is for people. A
+// name may hold a line break (a quoted identifier can), which would start
+// a line of its own, so names are kept to one line.
 func useList(entries []pgarchive.Entry) string {
+	oneLine := strings.NewReplacer("\n", " ", "\r", " ")
 	var b strings.Builder
 	for _, e := range entries {
-		fmt.Fprintf(&b, "%d; %s %s\n", e.ID, e.Desc, e.Tag)
+		fmt.Fprintf(&b, "%d; %s %s\n", e.ID, e.Desc, oneLine.Replace(e.Tag))
 	}
 	return b.String()
 }

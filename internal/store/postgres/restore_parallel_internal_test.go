@@ -30,11 +30,11 @@ func TestOtherData(t *testing.T) {
 		{ID: 2, Desc: "COMMENT", Section: 1, Tag: "TABLE t"}, // no section: pre-data here
 		{ID: 3, Desc: "TABLE DATA", Section: pgarchive.SectionData, Tag: "t"},
 		{ID: 4, Desc: "SEQUENCE SET", Section: pgarchive.SectionData, Tag: "s"},
-		{ID: 5, Desc: "COMMENT", Section: 1, Tag: "among data"}, // data, by position
+		{ID: 5, Desc: "COMMENT", Section: 1, Tag: "among\n9 data"}, // data, by position; a name with a line break
 		{ID: 6, Desc: "INDEX", Section: pgarchive.SectionPostData, Tag: "i"},
 		{ID: 7, Desc: "ACL", Section: 1, Tag: "TABLE t"},
 	}
-	if got, want := useList(otherData(toc)), "4; SEQUENCE SET s\n5; COMMENT among data\n"; got != want {
+	if got, want := useList(otherData(toc)), "4; SEQUENCE SET s\n5; COMMENT among 9 data\n"; got != want {
 		t.Fatalf("otherData = %q, want %q", got, want)
 	}
 }
