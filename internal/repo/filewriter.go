@@ -51,6 +51,7 @@ type fileWriter struct {
 	path    string
 	written int64
 	flushed int64 // bytes whose write-back has been started
+	err     error // the first failed write: Close must not commit what is missing
 }
 
 func newFileWriter(ctx context.Context, path string) (*fileWriter, error) {
@@ -69,10 +70,16 @@ func newFileWriter(ctx context.Context, path string) (*fileWriter, error) {
 }
 
 func (w *fileWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
 	if err := w.ctx.Err(); err != nil {
 		return 0, err
 	}
 	n, err := w.f.Write(p)
+	if err != nil {
+		w.err = err
+	}
 	w.written += int64(n)
 	if w.written-w.flushed >= writebackEvery {
 		startWriteback(w.f, w.flushed, w.written-w.flushed)
@@ -81,11 +88,15 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Close commits the object, or removes it when ctx has ended or a step
-// fails: a cancelled write never appears under its key.
+// Close commits the object, or removes it when ctx has ended, a write
+// failed or a step fails: a cancelled or short write never appears under
+// its key.
 func (w *fileWriter) Close() error {
 	tmp := w.f.Name()
-	err := w.ctx.Err()
+	err := w.err
+	if err == nil {
+		err = w.ctx.Err()
+	}
 	if err == nil {
 		err = w.f.Sync()
 	}

@@ -105,6 +105,35 @@ func TestFileWriterCancelled(t *testing.T) {
 	}
 }
 
+func TestFileWriterFailedWrite(t *testing.T) {
+	l := openFileLocation(t)
+	w, err := l.newWriter(context.Background(), "backups/s/id/a.zst.age", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("first part")); err != nil {
+		t.Fatal(err)
+	}
+	// The next write fails, as on a full disk, while the file can still
+	// be synced, closed and renamed: only the failed write stops Close.
+	fw := w.(*fileWriter)
+	ro, err := os.Open(fw.f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.f.Close()
+	fw.f = ro
+	if _, err := w.Write([]byte("lost part")); err == nil {
+		t.Fatal("a write to a closed file succeeded")
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close after a failed write reported success")
+	}
+	if extra := leftovers(t, l.dir); len(extra) > 0 {
+		t.Fatalf("a failed write left %v", extra)
+	}
+}
+
 func TestFileWriterRefusesUploadOptions(t *testing.T) {
 	l := openFileLocation(t)
 	r := &Repo{loc: l, lock: &ObjectLock{Mode: "governance"}}
