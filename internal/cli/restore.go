@@ -107,7 +107,7 @@ shows what would be restored where, and changes nothing.`,
 	f.IntVarP(&o.Jobs, "jobs", "j", 1, "parallel jobs (PostgreSQL: connections loading data, and pg_restore --jobs for the indexes, of each large table as soon as it is loaded and of the rest at the end; Redis: pipelines in flight)")
 	f.BoolVar(&o.Force, "force", false, "replace the contents of a target that already has data")
 	f.BoolVar(&o.Verify, "verify", true, "compare the restored data with the backup's figures (row counts and checksums; Redis: key counts and sampled values)")
-	f.StringVar(&o.TempDir, "temp-dir", os.TempDir(), "where --jobs > 1 keeps temporary files (PostgreSQL: the table of contents; a whole dump with large objects or --force)")
+	f.StringVar(&o.TempDir, "temp-dir", os.TempDir(), "where --jobs > 1 keeps temporary files (PostgreSQL: the table of contents and lists of its entries; a whole dump with large objects or --force)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be restored, change nothing")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	f.StringVar(&o.toTime, "to-time", "", `point-in-time: replay to this time ("2026-11-26 12:00:00 UTC", RFC 3339)`)

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,9 +23,6 @@ func (l *location) newWriter(ctx context.Context, key string, opts *blob.WriterO
 	if l.dir == "" {
 		return l.bucket.NewWriter(ctx, key, opts)
 	}
-	if opts != nil && opts.IfNotExist {
-		return nil, fmt.Errorf("write %s: exclusive creates on a local disk go through createExclusive", key)
-	}
 	if opts != nil && opts.BeforeWrite != nil {
 		// Upload options (Object Lock) mean nothing to a local disk; fail
 		// the way fileblob does rather than write an unprotected object.
@@ -32,7 +30,12 @@ func (l *location) newWriter(ctx context.Context, key string, opts *blob.WriterO
 			return nil, err
 		}
 	}
-	return newFileWriter(ctx, filepath.Join(l.dir, filepath.FromSlash(key)))
+	w, err := newFileWriter(ctx, filepath.Join(l.dir, filepath.FromSlash(key)))
+	if err != nil {
+		return nil, err
+	}
+	w.exclusive = opts != nil && opts.IfNotExist
+	return w, nil
 }
 
 // fileWriter writes one object of a file:// repository as fileblob does
@@ -45,22 +48,30 @@ func (l *location) newWriter(ctx context.Context, key string, opts *blob.WriterO
 // a 185 MiB artifact's fsync took 0.2–0.3 s at the end of its backup
 // when all of it was still in the page cache, and 0.08 s when most had
 // been written back while the backup ran.
+//
+// An exclusive writer (blob's IfNotExist) commits with link(2) instead
+// of rename, which fails when the name exists: atomic across processes.
+// fileblob's IfNotExist checks and renames under a mutex of this process
+// only, so two processes could both "win"; leases and leader terms need
+// exactly one winner.
 type fileWriter struct {
-	ctx     context.Context
-	f       *os.File
-	path    string
-	written int64
-	flushed int64 // bytes whose write-back has been started
-	err     error // the first failed write: Close must not commit what is missing
+	ctx       context.Context
+	f         *os.File
+	path      string
+	exclusive bool
+	written   int64
+	flushed   int64 // bytes whose write-back has been started
+	err       error // the first failed write: Close must not commit what is missing
 }
 
 func newFileWriter(ctx context.Context, path string) (*fileWriter, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, err
 	}
-	// 0666 less the umask, like fileblob and createExclusive: the other
-	// users of a shared repository (archive_command runs as postgres)
-	// must be able to read it.
+	// Not os.CreateTemp: its 0600 would make the object unreadable to the
+	// other users of a shared repository (archive_command runs as postgres,
+	// `repo init` often as root); fileblob writes 0666 less the umask too,
+	// and names its temporaries so.
 	tmp := fmt.Sprintf("%s.%s.tmp", path, randomHex(8))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
@@ -103,7 +114,15 @@ func (w *fileWriter) Close() error {
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case w.exclusive:
+		err = os.Link(tmp, w.path)
+		if errors.Is(err, os.ErrExist) {
+			err = fmt.Errorf("create %s: %w", w.path, errExists)
+		}
+		os.Remove(tmp)
+	default:
 		err = os.Rename(tmp, w.path)
 	}
 	if err != nil {

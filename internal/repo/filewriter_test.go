@@ -142,8 +142,36 @@ func TestFileWriterRefusesUploadOptions(t *testing.T) {
 	if !errors.Is(err, ErrObjectLockUnsupported) {
 		t.Fatalf("Object Lock on a local disk: %v, want ErrObjectLockUnsupported", err)
 	}
-	if _, err := l.newWriter(context.Background(), "k", &blob.WriterOptions{IfNotExist: true}); err == nil {
-		t.Fatal("an exclusive create through newWriter must be refused on a local disk")
+}
+
+func TestFileWriterExclusive(t *testing.T) {
+	l := openFileLocation(t)
+	create := func(body string) error {
+		w, err := l.newWriter(context.Background(), "leases/s", &blob.WriterOptions{IfNotExist: true})
+		if err != nil {
+			return err
+		}
+		w.Write([]byte(body))
+		return w.Close()
+	}
+	// Two writers open at once: the first to close wins, the second
+	// finds the name taken even though it checked nothing when it opened.
+	w, err := l.newWriter(context.Background(), "leases/s", &blob.WriterOptions{IfNotExist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("second"))
+	if err := create("first"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); !errors.Is(err, errExists) || !isPrecondition(err) {
+		t.Fatalf("exclusive create of a taken name: %v, want errExists", err)
+	}
+	if got, err := l.bucket.ReadAll(context.Background(), "leases/s"); err != nil || string(got) != "first" {
+		t.Fatalf("the winner's object: %q, %v", got, err)
+	}
+	if extra := leftovers(t, l.dir, "leases/s"); len(extra) > 0 {
+		t.Fatalf("files left beside the object: %v", extra)
 	}
 }
 

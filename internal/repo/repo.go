@@ -162,9 +162,6 @@ func (r *Repo) writeAll(ctx context.Context, key string, b []byte, ifNotExist bo
 // writeLocked is writeAll with an Object Lock retention until the given
 // time (nil: none).
 func (r *Repo) writeLocked(ctx context.Context, key string, b []byte, ifNotExist bool, until *time.Time) error {
-	if ifNotExist && r.loc.dir != "" {
-		return r.loc.createExclusive(key, b) // no Object Lock on local disks
-	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w, err := r.loc.newWriter(wctx, key, &blob.WriterOptions{ContentType: "application/json", IfNotExist: ifNotExist, BeforeWrite: r.lockFunc(until)})

@@ -19,7 +19,7 @@ import (
 type location struct {
 	bucket *blob.Bucket
 	// dir is set for file:// repositories, whose objects are written by
-	// newWriter and createExclusive rather than blob's file driver: that
+	// newWriter's fileWriter rather than blob's file driver: that
 	// renames into place without syncing, and a manifest that survives a
 	// power cut must not point at data that did not.
 	dir string
@@ -94,45 +94,6 @@ func (l *location) close() error {
 
 // errExists: an exclusive create found the key taken.
 var errExists = errors.New("object already exists")
-
-// createExclusive writes a small object to a local repository only if the
-// key is free, atomically across processes: the data goes to a temporary
-// file that is then hard-linked into place, and link(2) fails if the name
-// exists. (fileblob's IfNotExist checks and renames under a mutex of this
-// process only, so two processes could both "win"; leases and leader
-// terms need exactly one winner.)
-func (l *location) createExclusive(key string, b []byte) error {
-	path := filepath.Join(l.dir, filepath.FromSlash(key))
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return err
-	}
-	// Not os.CreateTemp: its 0600 would make the object unreadable to the
-	// other users of a shared repository (archive_command runs as postgres,
-	// `repo init` often as root); fileblob writes 0666 less the umask too.
-	tmp := fmt.Sprintf("%s.%s.tmp", path, randomHex(8)) // fileblob names its temporaries so too
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("create %s: %w", key, errExists)
-		}
-		return err
-	}
-	return syncDir(filepath.Dir(path)) // the data was synced before the link
-}
 
 func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
 
