@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+
+	"github.com/linkapp/linkdr/internal/envelope"
 )
 
 // CopiedPrefixes are the parts of a repository that a copy (a repository
@@ -35,17 +38,49 @@ const ManifestName = "manifest.json"
 // source, or the source differs from its manifest.
 var ErrCopyMismatch = errors.New("copy does not match its source")
 
+// errSourceReplaced: a .partial was replaced in the source while it was
+// being copied; the unit is tried again.
+var errSourceReplaced = errors.New("replaced in the source while being copied")
+
+// replacedTries bounds how often a unit is tried again in one pass when
+// its source keeps being replaced (a receiver replaces its .partial every
+// few seconds; copying one takes milliseconds).
+const replacedTries = 3
+
+// SidecarSuffix names an object's sidecar: outside backup directories,
+// X.json beside X.zst.age is X's commit record (the WAL archive's
+// sidecars). The copier writes the sidecar after its object, as it
+// writes a manifest after a backup's artifacts, and checks the object
+// against the sidecar's stored_sha256.
+const SidecarSuffix = ".json"
+
+// replaceable tells whether an object may be replaced whole by another of
+// the same size: a .partial WAL file and its sidecar, which the streaming
+// receiver rewrites as the segment grows. Everything else is written once
+// or only appended to, so its size tells whether the copy has it.
+func replaceable(key string) bool { return strings.Contains(path.Base(key), ".partial.") }
+
+// sidecarData is the object a sidecar commits ("" if key is no sidecar).
+func sidecarData(key string) string {
+	if !strings.HasSuffix(key, SidecarSuffix) || path.Base(key) == ManifestName {
+		return ""
+	}
+	return strings.TrimSuffix(key, SidecarSuffix) + ArtifactSuffix
+}
+
 // CopyItem is one object the copy lacks.
 type CopyItem struct {
 	Key     string    `json:"key"`
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"mod_time"`
-	// Reason: "missing", or "size differs" (an append-only journal grew).
+	// Reason: "missing", "size differs" (an append-only journal grew), or
+	// "replaced" (a .partial WAL file grew; its sidecar changed).
 	Reason string `json:"reason"`
 }
 
 // CopyPlan is what a copy lacks, grouped into units: one backup
-// directory (manifest last), or one object.
+// directory (manifest last), one object and its sidecar (sidecar last),
+// or one object.
 type CopyPlan struct {
 	Units [][]CopyItem `json:"units"`
 	// Objects and Bytes count everything pending.
@@ -141,6 +176,23 @@ func (r *Repo) PlanCopy(ctx context.Context, src *Repo) (*CopyPlan, error) {
 			continue
 		}
 		for _, k := range keys {
+			if strings.HasSuffix(k, ArtifactSuffix) {
+				if _, ok := have[strings.TrimSuffix(k, ArtifactSuffix)+SidecarSuffix]; ok {
+					continue // goes with its sidecar
+				}
+			}
+			if data := sidecarData(k); data != "" {
+				if _, ok := have[data]; ok {
+					unit, err := r.planSidecar(ctx, src, data, k, have, got)
+					if err != nil {
+						return nil, err
+					}
+					if unit != nil {
+						units = append(units, unit)
+					}
+					continue
+				}
+			}
 			if g, ok := got[k]; ok && g.size == have[k].size {
 				continue
 			}
@@ -169,6 +221,36 @@ func (r *Repo) PlanCopy(ctx context.Context, src *Repo) (*CopyPlan, error) {
 	}
 	p.Units = units
 	return p, nil
+}
+
+// planSidecar returns the unit for an object and its sidecar, or nil when
+// the copy holds both as they are. A replaceable pair of the same sizes is
+// compared by its sidecars' bytes (a few hundred, and there are only as
+// many as live .partial files).
+func (r *Repo) planSidecar(ctx context.Context, src *Repo, data, sidecar string, have, got map[string]listed) ([]CopyItem, error) {
+	unit := []CopyItem{item(data, have[data], got), item(sidecar, have[sidecar], got)}
+	if unit[0].Reason != "" || unit[1].Reason != "" {
+		return unit, nil
+	}
+	if !replaceable(sidecar) {
+		return nil, nil
+	}
+	a, err := src.readAll(ctx, sidecar)
+	if isNotFound(err) {
+		return nil, nil // being replaced right now: the next pass sees the new one
+	}
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", sidecar, err)
+	}
+	b, err := r.readAll(ctx, sidecar)
+	if err != nil && !isNotFound(err) {
+		return nil, fmt.Errorf("copy %s: %w", sidecar, err)
+	}
+	if bytes.Equal(a, b) {
+		return nil, nil
+	}
+	unit[0].Reason, unit[1].Reason = "replaced", "replaced"
+	return unit, nil
 }
 
 func item(k string, o listed, got map[string]listed) CopyItem {
@@ -212,7 +294,11 @@ func (r *Repo) CopyFrom(ctx context.Context, src *Repo, progress func(key string
 			errs = append(errs, err)
 			break
 		}
-		if err := r.copyUnit(ctx, src, unit, rep, progress); err != nil {
+		err := r.copyUnit(ctx, src, unit, rep, progress)
+		for try := 1; errors.Is(err, errSourceReplaced) && try < replacedTries; try++ {
+			err = r.copyUnit(ctx, src, unit, rep, progress)
+		}
+		if err != nil {
 			rep.Errors = append(rep.Errors, err.Error())
 			errs = append(errs, err)
 		}
@@ -234,7 +320,30 @@ func (r *Repo) copyUnit(ctx context.Context, src *Repo, unit []CopyItem, rep *Co
 		u := time.Now().UTC().AddDate(0, 0, r.lock.Days)
 		until = &u
 	}
-	if path.Base(last.Key) == ManifestName {
+	var sidecar []byte // a sidecar's bytes as read, written last as they are
+	if data := sidecarData(last.Key); data != "" && len(unit) == 2 && unit[0].Key == data {
+		b, err := src.readAll(ctx, last.Key)
+		if isNotFound(err) && replaceable(last.Key) {
+			return fmt.Errorf("copy %s: %w", last.Key, errSourceReplaced)
+		}
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", last.Key, err)
+		}
+		var sums envelope.Sums
+		if err := json.Unmarshal(b, &sums); err != nil {
+			return fmt.Errorf("copy %s: not a sidecar: %w", last.Key, err)
+		}
+		want = map[string]string{data: sums.StoredSHA256}
+		// The copy drops its old sidecar first, as the source did, so old
+		// sums never pair with new data there either.
+		if unit[1].Reason != "missing" {
+			if err := r.loc.bucket.Delete(ctx, last.Key); err != nil && !isNotFound(err) {
+				return fmt.Errorf("copy %s: %w", last.Key, err)
+			}
+			unit[1].Reason = "replaced"
+		}
+		sidecar = b
+	} else if path.Base(last.Key) == ManifestName {
 		b, err := src.readAll(ctx, last.Key)
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", last.Key, err)
@@ -301,7 +410,21 @@ func (r *Repo) copyUnit(ctx context.Context, src *Repo, unit []CopyItem, rep *Co
 				continue
 			}
 		}
-		n, err := r.copyObject(ctx, src, it.Key, expect, until)
+		if r.beforeCopy != nil {
+			r.beforeCopy(it.Key)
+		}
+		var n int64
+		var err error
+		if sidecar != nil && it.Key == last.Key {
+			n, err = r.writeVerified(ctx, it.Key, bytes.NewReader(sidecar), "application/json", "", until)
+		} else {
+			n, err = r.copyObject(ctx, src, it.Key, expect, until)
+		}
+		if err != nil && sidecar != nil && errors.Is(err, ErrCopyMismatch) && replaceable(it.Key) {
+			if now, rerr := src.readAll(ctx, last.Key); rerr != nil || !bytes.Equal(now, sidecar) {
+				return fmt.Errorf("copy %s: %w", it.Key, errSourceReplaced)
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -332,10 +455,15 @@ func (r *Repo) copyObject(ctx context.Context, src *Repo, key, expect string, un
 		return 0, fmt.Errorf("copy %s: %w", key, err)
 	}
 	defer rd.Close()
+	return r.writeVerified(ctx, key, rd, rd.ContentType(), expect, until)
+}
+
+// writeVerified writes rd to key in r, then reads it back and compares.
+func (r *Repo) writeVerified(ctx context.Context, key string, rd io.Reader, contentType, expect string, until *time.Time) (int64, error) {
 	h := sha256.New()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := r.loc.newWriter(wctx, key, &blob.WriterOptions{ContentType: rd.ContentType(), BeforeWrite: r.lockFunc(until)})
+	w, err := r.loc.newWriter(wctx, key, &blob.WriterOptions{ContentType: contentType, BeforeWrite: r.lockFunc(until)})
 	if err != nil {
 		return 0, fmt.Errorf("copy %s: %w", key, err)
 	}

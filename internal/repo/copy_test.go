@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -191,6 +192,71 @@ func copySuite(t *testing.T, srcURL, dstURL string, corrupt func(r *Repo, key st
 			t.Fatalf("backup using the pool not in the copy: %v", err)
 		}
 	})
+	// The streaming receiver replaces a .partial and its sidecar as the
+	// segment grows, often at the same sizes: the copy follows, sidecar
+	// last, and never holds a sidecar with the wrong data.
+	t.Run("ReplacedPartial", func(t *testing.T) {
+		data := "wal/users-db/00000001/00000001000000000000000A.partial" + ArtifactSuffix
+		side := "wal/users-db/00000001/00000001000000000000000A.partial" + SidecarSuffix
+		push := func(b []byte) {
+			sum := sha256.Sum256(b)
+			put(t, src, data, b)
+			put(t, src, side, fmt.Appendf(nil, `{"stored_size":%d,"stored_sha256":"%x"}`, len(b), sum))
+		}
+		v1, v2, v3 := make([]byte, 1000), make([]byte, 1000), make([]byte, 1000)
+		rand.Read(v1)
+		rand.Read(v2)
+		rand.Read(v3)
+		push(v1)
+		if _, err := dst.CopyFrom(ctx, src, nil); err != nil {
+			t.Fatal(err)
+		}
+		push(v2) // same sizes, both objects
+		rep, err := dst.CopyFrom(ctx, src, nil)
+		if err != nil || rep.Copied != 2 || !bytes.Equal(get(t, dst, data), v2) || !bytes.Equal(get(t, dst, side), get(t, src, side)) {
+			t.Fatalf("replaced partial: copied %d: %v", rep.Copied, err)
+		}
+		// Replaced again while the copy reads it: the pass tries again.
+		push(v1)
+		replaced := 0
+		dst.beforeCopy = func(key string) {
+			if key == data && replaced == 0 {
+				replaced++
+				push(v3)
+			}
+		}
+		defer func() { dst.beforeCopy = nil }()
+		if _, err := dst.CopyFrom(ctx, src, nil); err != nil || replaced != 1 {
+			t.Fatalf("partial replaced during the copy: %v", err)
+		}
+		if !bytes.Equal(get(t, dst, data), v3) || !bytes.Equal(get(t, dst, side), get(t, src, side)) {
+			t.Fatal("the copy holds another version than the source")
+		}
+		if rep, err := dst.CopyFrom(ctx, src, nil); err != nil || rep.Copied != 0 {
+			t.Fatalf("an unchanged partial copied again: %d, %v", rep.Copied, err)
+		}
+	})
+	// A sidecar commits its object: an object that differs from its
+	// sidecar's sum leaves the copy with neither.
+	t.Run("SidecarCommitsData", func(t *testing.T) {
+		data := "wal/users-db/00000001/00000001000000000000000B" + ArtifactSuffix
+		side := "wal/users-db/00000001/00000001000000000000000B" + SidecarSuffix
+		b := bytes.Repeat([]byte("s"), 3000)
+		put(t, src, data, b)
+		put(t, src, side, fmt.Appendf(nil, `{"stored_size":%d,"stored_sha256":"%x"}`, len(b), sha256.Sum256(b)))
+		corrupt(src, data)
+		_, err := dst.CopyFrom(ctx, src, nil)
+		if !errors.Is(err, ErrCopyMismatch) || !strings.Contains(err.Error(), "damaged") {
+			t.Fatalf("copy of a damaged WAL file: %v", err)
+		}
+		if got := keysUnder(t, dst, strings.TrimSuffix(side, SidecarSuffix)); len(got) != 0 {
+			t.Fatalf("the copy holds %v of a damaged WAL file", got)
+		}
+		put(t, src, data, b)
+		if _, err := dst.CopyFrom(ctx, src, nil); err != nil || !bytes.Equal(get(t, dst, data), b) {
+			t.Fatalf("repaired source: %v", err)
+		}
+	})
 	t.Run("DamagedSourceNotCommitted", func(t *testing.T) {
 		m4 := writeBackup(t, src, k, "cache", map[string][]byte{"keys.resp": bytes.Repeat([]byte("k"), 10000)})
 		corrupt(src, "backups/cache/"+m4.ID+"/keys.resp"+ArtifactSuffix)
@@ -266,5 +332,19 @@ func TestCopyObjectLock(t *testing.T) {
 	_, err = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(key), VersionId: vs.Versions[0].VersionId})
 	if err == nil {
 		t.Fatal("a copied artifact was deleted despite the copy's Object Lock")
+	}
+	// A .partial replaced in the source replaces the locked one in the
+	// copy: a new version, the old one kept until its retention ends.
+	data := "wal/users-db/00000001/00000001000000000000000C.partial" + ArtifactSuffix
+	side := "wal/users-db/00000001/00000001000000000000000C.partial" + SidecarSuffix
+	for i, b := range [][]byte{[]byte("first partial"), []byte("second partial, longer")} {
+		put(t, src, data, b)
+		put(t, src, side, fmt.Appendf(nil, `{"stored_size":%d,"stored_sha256":"%x"}`, len(b), sha256.Sum256(b)))
+		if _, err := dst.CopyFrom(ctx, src, nil); err != nil {
+			t.Fatalf("partial %d into an Object Lock bucket: %v", i+1, err)
+		}
+		if !bytes.Equal(get(t, dst, data), b) || !bytes.Equal(get(t, dst, side), get(t, src, side)) {
+			t.Fatalf("partial %d: the copy differs from the source", i+1)
+		}
 	}
 }

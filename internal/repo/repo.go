@@ -64,6 +64,9 @@ type Repo struct {
 	cfg  Config
 	now  func() time.Time
 	lock *ObjectLock
+
+	// beforeCopy runs before CopyFrom writes each object (tests).
+	beforeCopy func(key string)
 }
 
 // Open opens an existing repository. A URL with no repository behind it

@@ -267,3 +267,42 @@ func TestWalk(t *testing.T) {
 func hexLSN(v uint64) string { return strconv.FormatUint(v, 16) }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// A DR copy follows the streaming receiver's partial as it grows: after
+// every copy pass the copy serves exactly the partial the source holds,
+// although a partial's sidecar is often rewritten at the same size.
+func TestCopyFollowsPartial(t *testing.T) {
+	ctx := context.Background()
+	a, ids := newArchive(t)
+	kp, err := envelope.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr, _, err := repo.Init(ctx, "file://"+filepath.Join(t.TempDir(), "dr"), []string{kp.Recipient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dr.Close()
+	copied := New(dr, "users-db", a.recipients, 1)
+	p := wal.SegmentName(1, 30, segSize)
+	p.Kind = wal.Partial
+	full := segment(1, 30, 3, segSize)
+	dst := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	for i := 1; i <= 12; i++ {
+		part := full[:segSize/16*i/4+4096]
+		if _, err := a.Push(ctx, p.String(), part, SourceStream); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dr.CopyFrom(ctx, a.rp, nil); err != nil {
+			t.Fatalf("pass %d: %v", i, err)
+		}
+		in, err := copied.Fetch(ctx, name(1, 30), dst, ids)
+		if err != nil {
+			t.Fatalf("pass %d: fetch from the copy: %v", i, err)
+		}
+		got, _ := os.ReadFile(dst)
+		if in.Kind != "partial" || !bytes.Equal(got[:len(part)], part) || in.Sums.PlainSize != int64(len(part)) {
+			t.Fatalf("pass %d: the copy serves %d bytes of partial, the source holds %d", i, in.Sums.PlainSize, len(part))
+		}
+	}
+}
