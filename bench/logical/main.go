@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"net/url"
 	"os"
 	"os/exec"
@@ -180,11 +181,15 @@ retention: {keep_last: 1, keep_hourly: 0, keep_daily: 0, keep_weekly: 0, keep_mo
 		fmt.Printf("%-46s %9.2f %11s %9.2fx\n", r.Name, r.median(), human(r.Bytes), r.median()/bDump.median())
 	}
 	fmt.Printf("linkdr vs the pipeline: %.2fx time, %.2fx size\n", bLinkdr.median()/bPipe.median(), float64(bLinkdr.Bytes)/float64(bPipe.Bytes))
+	// The host's speed drifts between rounds; each round's own ratio shows
+	// how far one run can land from the medians' ratio.
+	fmt.Printf("linkdr / pg_dump round by round: %s\n", roundRatios(bLinkdr, bDump))
 	if len(restores) > 0 {
 		fmt.Printf("\n%-46s %9s %10s\n", "restore", "seconds", "vs pg_restore")
 		for _, r := range restores {
 			fmt.Printf("%-46s %9.2f %9.2fx\n", r.Name, r.median(), r.median()/restores[2].median())
 		}
+		fmt.Printf("linkdr --verify=false / pg_restore round by round: %s\n", roundRatios(restores[0], restores[2]))
 	}
 	peak := max(bLinkdr.MaxRSS, 0)
 	for _, r := range restores {
@@ -198,6 +203,21 @@ retention: {keep_last: 1, keep_hourly: 0, keep_daily: 0, keep_weekly: 0, keep_mo
 	all := append([]*result{bLinkdr, bDump, bPipe}, restores...)
 	b, _ := json.MarshalIndent(map[string]any{"database_bytes": size, "rounds": *rounds, "results": all, "when": time.Now().UTC()}, "", "  ")
 	must(os.WriteFile(filepath.Join(*out, "results.json"), b, 0o644))
+}
+
+// roundRatios is a/b for each round, and their range.
+func roundRatios(a, b *result) string {
+	var parts []string
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := range min(len(a.Seconds), len(b.Seconds)) {
+		q := a.Seconds[i] / b.Seconds[i]
+		lo, hi = min(lo, q), max(hi, q)
+		parts = append(parts, fmt.Sprintf("%.2f", q))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%s (%.2fx to %.2fx)", strings.Join(parts, " "), lo, hi)
 }
 
 // rotate gives the order of n steps in round r, so no step always runs
