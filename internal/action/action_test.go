@@ -3,6 +3,7 @@ package action
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -221,6 +222,14 @@ func TestRestore(t *testing.T) {
 	}
 	if err := a.Check(ctx, env, Params{"store": "users-db", "before": "2001-01-01T00:00:00Z"}); err == nil || !strings.Contains(err.Error(), "no backup of users-db is consistent at or before") {
 		t.Fatalf("before with no backup: %v", err)
+	}
+	// method: only backups of it, and only a method the plan gives.
+	out.Reset()
+	if err := a.Check(ctx, env, Params{"store": "users-db", "method": "logical", "target": old, "before": first.ConsistentAt.Add(time.Millisecond).Format(time.RFC3339Nano)}); err != nil || !strings.Contains(out.String(), "backup "+first.ID) {
+		t.Fatalf("method logical before the second backup: %v\n%s", err, out.String())
+	}
+	if err := a.Check(ctx, env, Params{"store": "users-db", "method": "physical", "before": first.ConsistentAt.Format(time.RFC3339Nano)}); !errors.Is(err, ops.ErrUnknownMethod) {
+		t.Fatalf("method the plan does not give: %v", err)
 	}
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := fmt.Sprintf("postgres://postgres@%s/x", l.Addr())

@@ -14,8 +14,9 @@ import (
 
 func init() { register("restore", restoreAction{}) }
 
-// restoreAction runs a linkdr restore: a store's newest backup, a named
-// one, or the newest one consistent before a time, into a target.
+// restoreAction runs a linkdr restore: a store's newest backup (of a
+// method, if given), a named one, or the newest one consistent before a
+// time, into a target.
 type restoreAction struct{}
 
 func (restoreAction) options(ctx context.Context, env *Env, p Params) (string, ops.RestoreOptions, error) {
@@ -28,6 +29,11 @@ func (restoreAction) options(ctx context.Context, env *Env, p Params) (string, o
 		return "", o, err
 	}
 	o.Backup = p.String("backup", "")
+	if o.Method = p.String("method", ""); o.Method != "" {
+		if err := env.Runner.CheckMethod(store, o.Method); err != nil {
+			return "", o, fmt.Errorf("parameter method: %w", err)
+		}
+	}
 	o.Repository = p.String("repository", "")
 	o.Target = p.String("target", "")
 	o.Select = p.Strings("select")
@@ -52,7 +58,7 @@ func (restoreAction) options(ctx context.Context, env *Env, p Params) (string, o
 		if err != nil {
 			return "", o, fmt.Errorf("parameter before: %w", err)
 		}
-		id, err := backupBefore(ctx, env.Runner, store, o.Repository, t)
+		id, err := backupBefore(ctx, env.Runner, store, o.Repository, o.Method, t)
 		if err != nil {
 			return "", o, err
 		}
@@ -70,9 +76,10 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time like 2026-01-01T12:00:00Z or \"2026-01-01 12:00:00 UTC\"", s)
 }
 
-// backupBefore picks the newest backup whose data is from no later than t:
-// the last known good state before corruption or a breach.
-func backupBefore(ctx context.Context, r *ops.Runner, store, repoName string, t time.Time) (string, error) {
+// backupBefore picks the newest backup (of method, if not "") whose data
+// is from no later than t: the last known good state before corruption or
+// a breach.
+func backupBefore(ctx context.Context, r *ops.Runner, store, repoName, method string, t time.Time) (string, error) {
 	cfg, err := r.StoreConfig(store)
 	if err != nil {
 		return "", err
@@ -91,12 +98,16 @@ func backupBefore(ctx context.Context, r *ops.Runner, store, repoName string, t 
 	}
 	var best *repo.Manifest
 	for _, m := range list {
-		if !m.ConsistentAt.After(t) && (best == nil || m.ConsistentAt.After(best.ConsistentAt)) {
+		if (method == "" || m.Method == method) && !m.ConsistentAt.After(t) && (best == nil || m.ConsistentAt.After(best.ConsistentAt)) {
 			best = m
 		}
 	}
 	if best == nil {
-		return "", fmt.Errorf("no backup of %s is consistent at or before %s (%d backups)", store, t.UTC().Format(time.RFC3339), len(list))
+		what := "backup"
+		if method != "" {
+			what = method + " backup"
+		}
+		return "", fmt.Errorf("no %s of %s is consistent at or before %s (%d backups)", what, store, t.UTC().Format(time.RFC3339), len(list))
 	}
 	return best.ID, nil
 }

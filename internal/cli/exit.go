@@ -18,7 +18,7 @@ import (
 const (
 	ExitOK        = 0
 	ExitFailure   = 1
-	ExitUsage     = 2 // bad flags or arguments, invalid plan, unknown store
+	ExitUsage     = 2 // bad flags or arguments, invalid plan, unknown store or backup method
 	ExitNoRepo    = 10
 	ExitLocked    = 11
 	ExitKey       = 12 // wrong or missing decryption key
@@ -36,7 +36,7 @@ const (
 const exitStatusHelp = `EXIT STATUS
   0    success
   1    failure (see the message)
-  2    usage error, invalid plan, unknown store, or a restore target that needs --force
+  2    usage error, invalid plan, unknown store or backup method, or a restore target that needs --force
   10   repository not found
   11   locked: another writer holds the store's lease (or another process drives the run)
   12   wrong or missing decryption key (age identity)
@@ -70,7 +70,7 @@ func exitCode(err error, interrupted bool) int {
 		return ExitWALFatal
 	case interrupted || errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case errors.As(err, &ue), errors.Is(err, plan.ErrInvalid), errors.Is(err, ops.ErrUnknownStore), errors.Is(err, store.ErrTargetNotEmpty),
+	case errors.As(err, &ue), errors.Is(err, plan.ErrInvalid), errors.Is(err, ops.ErrUnknownStore), errors.Is(err, ops.ErrUnknownMethod), errors.Is(err, store.ErrTargetNotEmpty),
 		errors.Is(err, runbook.ErrUnknownScenario), errors.Is(err, journal.ErrNotFound):
 		return ExitUsage
 	case errors.Is(err, runbook.ErrAwaitingApproval):

@@ -115,6 +115,25 @@ func TestPITR(t *testing.T) {
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Fatalf("dry run created %s", dir)
 		}
+		// The method: a point in time starts from a physical backup, and
+		// a method the plan does not give the store is refused.
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--method", "logical", "--to-time", targetTime.UTC().Format(time.RFC3339Nano), "--target-dir", dir}, "--method logical: a point-in-time restore"},
+			{[]string{"--method", "rdb"}, `unknown backup method "rdb" for store db (the plan gives it: physical)`},
+			{nil, "is physical: restore it to a point in time with --target-dir DIR and one of --to-time, --to-lsn, --to-name or --latest (see"},
+		} {
+			out, code := e.run(append(append([]string{"restore", "db"}, c.args...), "--dry-run")...)
+			if code != ExitUsage || !strings.Contains(out, c.want) {
+				t.Fatalf("restore %v: exit %d, want %d and %q:\n%s", c.args, code, ExitUsage, c.want, out)
+			}
+		}
+		out = e.must("restore", "db", "--method", "physical", "--latest", "--target-dir", dir, "--dry-run")
+		if !strings.Contains(out, "dry run: nothing changed") {
+			t.Fatalf("--method physical with --latest:\n%s", out)
+		}
 	})
 	t.Run("ToTime", func(t *testing.T) {
 		r := e.restoreInto(t, "--to-time", targetTime.UTC().Format(time.RFC3339Nano))

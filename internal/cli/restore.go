@@ -37,7 +37,8 @@ func newRestoreCmd(g *globals) *cobra.Command {
 		Use:   "restore STORE",
 		Short: "Restore a backup of a store into a target",
 		Long: `restore restores the newest backup of STORE (or --backup ID) into the store
-itself or into --target.
+itself or into --target. For a store with several backup methods (logical
+and physical, resp and rdb), --method picks the newest backup of one.
 
 PostgreSQL: --target is a server URL; if it
 names a database, the (single, or --select-ed) database is restored under
@@ -92,7 +93,7 @@ shows what would be restored where, and changes nothing.`,
   linkdr restore users-db --target postgres://postgres@10.0.0.5:5432/link_users_scratch --yes
   linkdr restore users-db --backup 20261126T061500Z-3fa2 --select link_users --jobs 2 --yes
   linkdr restore cache --target redis://10.0.0.7:6379 --jobs 4 --yes
-  linkdr restore cache --backup 20261126T061500Z-77aa --target /var/lib/redis --yes   # method rdb: dump.rdb
+  linkdr restore cache --method rdb --target /var/lib/redis --yes   # the newest rdb backup: dump.rdb
   linkdr restore vectors --target qdrant://10.0.0.7:6333 --select profiles --rename profiles=profiles_drill --yes
   linkdr restore media --target 's3://link-media-drill/uploads?region=us-east-1' --yes`,
 		Args: exactArgs(1, "a store name"),
@@ -100,6 +101,7 @@ shows what would be restored where, and changes nothing.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Backup, "backup", "", "backup id or unique prefix (default: the newest)")
+	f.StringVar(&o.Method, "method", "", "restore the newest backup of this method, for a store with several (default: the newest of any method)")
 	f.StringVar(&o.Repository, "repo", "", "repository of the plan to restore from (default: the store's)")
 	f.StringVar(&o.Target, "target", "", "where to restore (default: the store itself)")
 	f.StringSliceVar(&o.Select, "select", nil, "restore only these parts (PostgreSQL: databases, Redis: database numbers, Qdrant: collections, S3: key prefixes)")
@@ -143,7 +145,11 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, storeName str
 	}
 	rp.Close()
 	if m.Method == "physical" {
-		return usagef(fmt.Sprintf("backup %s of %s is physical: restore it to a point in time with --target-dir DIR and one of --to-time, --to-lsn, --to-name or --latest (see 'linkdr restore --help')", m.ID, storeName))
+		alt := ""
+		if cfg.HasMethod("logical") {
+			alt = ", or take the newest logical backup with --method logical"
+		}
+		return usagef(fmt.Sprintf("backup %s of %s is physical: restore it to a point in time with --target-dir DIR and one of --to-time, --to-lsn, --to-name or --latest%s (see 'linkdr restore --help')", m.ID, storeName, alt))
 	}
 	target := o.Target
 	if target == "" {
@@ -153,13 +159,13 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, storeName str
 	}
 	if o.dryRun {
 		plan := map[string]any{
-			"store": storeName, "backup": m.ID, "consistent_at": m.ConsistentAt, "target": target,
+			"store": storeName, "backup": m.ID, "method": m.Method, "consistent_at": m.ConsistentAt, "target": target,
 			"artifacts": m.Artifacts, "pool": m.Pool, "select": o.Select, "rename": o.Rename, "jobs": o.Jobs, "force": o.Force, "verify": o.Verify,
 		}
 		if g.json() {
 			return printJSON(g.stdout, plan)
 		}
-		fmt.Fprintf(g.stdout, "would restore %s backup %s (consistent at %s, %s)\ninto %s\n", storeName, m.ID, stamp(m.ConsistentAt), sizeOf(m.PlainSize()), target)
+		fmt.Fprintf(g.stdout, "would restore %s backup %s (%s, consistent at %s, %s)\ninto %s\n", storeName, m.ID, m.Method, stamp(m.ConsistentAt), sizeOf(m.PlainSize()), target)
 		for _, a := range m.Artifacts {
 			if len(o.Select) == 0 || contains(o.Select, a.Meta["database"]) || contains(o.Select, a.Meta["collection"]) {
 				fmt.Fprintf(g.stdout, "  %s (%s)\n", a.Name, sizeOf(a.PlainSize))

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/linkapp/linkdr/internal/ops"
-	"github.com/linkapp/linkdr/internal/plan"
 	"github.com/linkapp/linkdr/internal/store"
 	"github.com/linkapp/linkdr/internal/store/postgres"
 )
@@ -26,8 +25,11 @@ func runRestorePITR(cmd *cobra.Command, g *globals, r *ops.Runner, o *restoreOpt
 			return usagef(fmt.Sprintf("--%s applies to logical restores; a point-in-time restore (--to-time/--to-lsn/--to-name/--latest) writes a data directory (--target-dir)", name))
 		}
 	}
+	if o.Method != "" && o.Method != "physical" {
+		return usagef(fmt.Sprintf("--method %s: a point-in-time restore (--to-time/--to-lsn/--to-name/--latest/--target-dir) starts from a physical backup", o.Method))
+	}
 	cfg, _ := r.StoreConfig(storeName)
-	if !hasPhysical(cfg.Backups) {
+	if !cfg.HasMethod("physical") {
 		return usagef(fmt.Sprintf("--to-time, --to-lsn, --to-name, --latest and --target-dir apply to physical backups; store %s has no physical backup method in %s", storeName, r.Plan.Path))
 	}
 	var t store.RecoveryTarget
@@ -124,15 +126,6 @@ func runRestorePITR(cmd *cobra.Command, g *globals, r *ops.Runner, o *restoreOpt
 		}
 	}
 	return err
-}
-
-func hasPhysical(bs []plan.BackupSpec) bool {
-	for _, b := range bs {
-		if b.Method == "physical" {
-			return true
-		}
-	}
-	return false
 }
 
 // parseTargetTime accepts RFC 3339 and the plan's "2026-11-26 12:00:00 UTC".

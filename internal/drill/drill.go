@@ -224,7 +224,7 @@ func (r *Runner) restoreStore(ctx context.Context, rep *drillreport.Report, d *p
 		r.log().Warn("drill failed", "store", name, "phase", phase, "err", err)
 		return sr
 	}
-	rp, latest, err := r.Ops.ResolveBackup(ctx, name, ops.RestoreOptions{})
+	rp, latest, err := r.Ops.ResolveBackup(ctx, name, ops.RestoreOptions{Method: drillMethod(kind, cfg)})
 	if err != nil {
 		return fail("resolve", err)
 	}
@@ -433,7 +433,7 @@ func (r *Runner) WriteCanary(ctx context.Context, storeName, id string) (Canary,
 	}
 	env := Env{Ops: r.Ops, Store: cfg}
 	if len(cfg.Databases) == 0 {
-		rp, m, err := r.Ops.ResolveBackup(ctx, storeName, ops.RestoreOptions{})
+		rp, m, err := r.Ops.ResolveBackup(ctx, storeName, ops.RestoreOptions{Method: drillMethod(kind, cfg)})
 		if err != nil {
 			return Canary{}, err
 		}

@@ -29,6 +29,27 @@ type Kind interface {
 	History(prev, cur *repo.Manifest, maxShrink float64) ([]drillreport.HistoryFinding, error)
 }
 
+// methodKind is a Kind that drills only some backup methods (Redis: resp,
+// not the rdb snapshots that only a cold start loads).
+type methodKind interface {
+	DrillMethods() []string
+}
+
+// drillMethod is the method whose newest backup a drill of the store
+// restores: the first of the kind's that the plan gives the store, or ""
+// (the newest of any method) for kinds that drill every method, or when
+// the plan gives none of them (Scratch then says what to add).
+func drillMethod(k Kind, cfg *plan.Store) string {
+	if mk, ok := k.(methodKind); ok {
+		for _, m := range mk.DrillMethods() {
+			if cfg.HasMethod(m) {
+				return m
+			}
+		}
+	}
+	return ""
+}
+
 // Scratch is one restored copy of a store.
 type Scratch interface {
 	// Describe names the scratch target for the report (no secrets).

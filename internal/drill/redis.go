@@ -144,6 +144,10 @@ type redisPlanned struct {
 	claimed bool
 }
 
+// DrillMethods: rdb snapshots load only at a server's start, so a drill
+// restores the newest resp backup even when an rdb one is newer.
+func (redisKind) DrillMethods() []string { return []string{"resp"} }
+
 func (redisKind) Scratch(ctx context.Context, env Env, m *repo.Manifest) (Scratch, error) {
 	src, st, err := decodeRedis(m)
 	if err != nil {

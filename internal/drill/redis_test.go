@@ -257,3 +257,39 @@ drills:
 		t.Fatalf("canaries in the live cluster: %d, %v", n, err)
 	}
 }
+
+// TestRedisDrillTakesResp: a store backed up by resp and rdb is drilled
+// from its newest resp backup, although an rdb snapshot is newer (only a
+// cold start loads those).
+func TestRedisDrillTakesResp(t *testing.T) {
+	addr := testenv.NewRedis(t, "--repl-diskless-sync-delay", "0")
+	ctx := context.Background()
+	if _, err := redistest.Fill(ctx, redisDB(t, addr, 0), redistest.Spec{Strings: 200, Hashes: 20, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	r := ops.TestRunner(t, "", fmt.Sprintf(`  sessions:
+    kind: redis
+    url: redis://%s
+    backups: [{method: rdb}, {method: resp}]
+`, addr))
+	resp, err := r.Backup(ctx, "sessions", "resp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := r.Backup(ctx, "sessions", "rdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp, latest, err := r.ResolveBackup(ctx, "sessions", ops.RestoreOptions{}); err != nil || latest.ID != rdb.ID {
+		t.Fatalf("the rdb backup must be the newest: %v", err)
+	} else {
+		rp.Close()
+	}
+	rep, err := (&drill.Runner{Ops: r}).Restore(ctx, drill.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := rep.Stores[0]; !s.OK || s.BackupID != resp.ID || s.BackupMethod != "resp" || s.Integrity.Items[0].Rows != 220 {
+		t.Fatalf("drilled %s (%s), want resp backup %s: %+v", s.BackupID, s.BackupMethod, resp.ID, s)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/linkapp/linkdr/internal/envelope"
@@ -23,8 +24,8 @@ func (r *Runner) Backup(ctx context.Context, storeName, method string) (*repo.Ma
 	}
 	if method == "" {
 		method = cfg.Backups[0].Method
-	} else if !hasMethod(cfg, method) {
-		return nil, fmt.Errorf("store %s has no backup method %q in the plan", storeName, method)
+	} else if !cfg.HasMethod(method) {
+		return nil, unknownMethod(storeName, cfg, method)
 	}
 	rp, err := r.OpenRepo(ctx, cfg.Repository)
 	if err != nil {
@@ -75,13 +76,23 @@ func (r *Runner) Backup(ctx context.Context, storeName, method string) (*repo.Ma
 	return nil, fmt.Errorf("backup %s: %w", storeName, err)
 }
 
-func hasMethod(cfg *plan.Store, method string) bool {
-	for _, b := range cfg.Backups {
-		if b.Method == method {
-			return true
-		}
+// ErrUnknownMethod: the plan gives a store no such backup method.
+var ErrUnknownMethod = errors.New("unknown backup method")
+
+// CheckMethod is nil when the plan gives the store that backup method.
+func (r *Runner) CheckMethod(storeName, method string) error {
+	cfg, err := r.StoreConfig(storeName)
+	if err != nil {
+		return err
 	}
-	return false
+	if !cfg.HasMethod(method) {
+		return unknownMethod(storeName, cfg, method)
+	}
+	return nil
+}
+
+func unknownMethod(storeName string, cfg *plan.Store, method string) error {
+	return fmt.Errorf("%w %q for store %s (the plan gives it: %s)", ErrUnknownMethod, method, storeName, strings.Join(cfg.Methods(), ", "))
 }
 
 // sink adapts a BackupWriter to store.Sink, adding progress.

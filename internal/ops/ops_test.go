@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,8 +37,14 @@ func TestState(t *testing.T) {
 	}
 }
 
-// fakeBackup writes a backup consistent at t straight into the repository.
+// fakeBackup writes a logical backup consistent at t straight into the
+// repository.
 func fakeBackup(t *testing.T, r *Runner, at time.Time) *repo.Manifest {
+	t.Helper()
+	return fakeBackupOf(t, r, "logical", at)
+}
+
+func fakeBackupOf(t *testing.T, r *Runner, method string, at time.Time) *repo.Manifest {
 	t.Helper()
 	ctx := context.Background()
 	rp, err := r.OpenRepo(ctx, "")
@@ -46,7 +53,7 @@ func fakeBackup(t *testing.T, r *Runner, at time.Time) *repo.Manifest {
 	}
 	defer rp.Close()
 	rp.SetClock(func() time.Time { return at })
-	w, err := rp.NewBackup(repo.WriterOptions{Store: "users-db", Kind: "postgres", Method: "logical", Recipients: r.Plan.Encryption.Recipients})
+	w, err := rp.NewBackup(repo.WriterOptions{Store: "users-db", Kind: "postgres", Method: method, Recipients: r.Plan.Encryption.Recipients})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +135,61 @@ func TestApplyRetention(t *testing.T) {
 	inc, _ := rp.Incomplete(context.Background(), "users-db")
 	if len(inc) != 1 {
 		t.Fatalf("incomplete after retention: %v (want only the recent one)", inc)
+	}
+}
+
+// A store with two methods: restore takes the newest backup of any method
+// unless told one; a backup named with a method must be of it.
+func TestResolveBackupMethod(t *testing.T) {
+	r := TestRunner(t, "", `  users-db:
+    kind: postgres
+    url: postgres://postgres@127.0.0.1:1/postgres
+    backups: [{method: logical, schedule: "@hourly"}, {method: physical, schedule: "@daily"}]
+    wal: {mode: archive}
+`)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	older := fakeBackupOf(t, r, "logical", now.Add(-2*time.Hour))
+	logical := fakeBackupOf(t, r, "logical", now.Add(-time.Hour))
+	physical := fakeBackupOf(t, r, "physical", now.Add(-time.Minute))
+	for _, c := range []struct {
+		opts RestoreOptions
+		want string
+		err  string
+	}{
+		{RestoreOptions{}, physical.ID, ""},
+		{RestoreOptions{Method: "logical"}, logical.ID, ""},
+		{RestoreOptions{Method: "physical"}, physical.ID, ""},
+		{RestoreOptions{Backup: older.ID, Method: "logical"}, older.ID, ""},
+		{RestoreOptions{Backup: older.ID, Method: "physical"}, "", "backup " + older.ID + " of users-db is of method logical, not physical"},
+		{RestoreOptions{Method: "resp"}, "", `unknown backup method "resp" for store users-db (the plan gives it: logical, physical)`},
+	} {
+		rp, m, err := r.ResolveBackup(ctx, "users-db", c.opts)
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("%+v: error %v, want %q", c.opts, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%+v: %v", c.opts, err)
+			continue
+		}
+		rp.Close()
+		if m.ID != c.want {
+			t.Errorf("%+v: picked %s (%s), want %s", c.opts, m.ID, m.Method, c.want)
+		}
+	}
+	// A method of the plan with no backup yet says so, and how to take one.
+	r2 := TestRunner(t, "", `  users-db:
+    kind: postgres
+    url: postgres://postgres@127.0.0.1:1/postgres
+    backups: [{method: logical, schedule: "@hourly"}, {method: physical, schedule: "@daily"}]
+    wal: {mode: archive}
+`)
+	fakeBackupOf(t, r2, "logical", now)
+	_, _, err := r2.ResolveBackup(ctx, "users-db", RestoreOptions{Method: "physical"})
+	if !errors.Is(err, repo.ErrNoBackup) || !strings.Contains(err.Error(), "no physical backups yet") || !strings.Contains(err.Error(), "linkdr backup users-db --method physical") {
+		t.Fatalf("no backup of the method: %v", err)
 	}
 }

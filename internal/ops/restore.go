@@ -13,6 +13,10 @@ import (
 type RestoreOptions struct {
 	// Backup is an id, id prefix or "store/id"; empty means the latest.
 	Backup string
+	// Method restricts the backup to one method (a store may have
+	// several, e.g. resp and rdb): the latest of it, or a check that
+	// Backup is of it. Empty means any method.
+	Method string
 	// Repository to read from ("" = the store's).
 	Repository string
 	Target     string
@@ -31,6 +35,9 @@ func (r *Runner) ResolveBackup(ctx context.Context, storeName string, opts Resto
 	if err != nil {
 		return nil, nil, err
 	}
+	if opts.Method != "" && !cfg.HasMethod(opts.Method) {
+		return nil, nil, unknownMethod(storeName, cfg, opts.Method)
+	}
 	repoName := opts.Repository
 	if repoName == "" {
 		repoName = cfg.Repository
@@ -41,11 +48,15 @@ func (r *Runner) ResolveBackup(ctx context.Context, storeName string, opts Resto
 	}
 	var m *repo.Manifest
 	if opts.Backup == "" {
-		m, err = rp.Latest(ctx, storeName, "")
+		m, err = rp.Latest(ctx, storeName, opts.Method)
 	} else {
 		m, err = rp.Backup(ctx, opts.Backup)
-		if err == nil && m.Store != storeName {
+		switch {
+		case err != nil:
+		case m.Store != storeName:
 			err = fmt.Errorf("backup %s belongs to store %s, not %s", m.ID, m.Store, storeName)
+		case opts.Method != "" && m.Method != opts.Method:
+			err = fmt.Errorf("backup %s of %s is of method %s, not %s", m.ID, storeName, m.Method, opts.Method)
 		}
 	}
 	if err != nil {

@@ -94,7 +94,7 @@ var actionSchemas = map[string]actionSchema{
 		{name: "store", typ: tString, required: true}, {name: "backup", typ: tString},
 		{name: "before", typ: tString}, {name: "target", typ: tString}, {name: "select", typ: tList},
 		{name: "force", typ: tBool}, {name: "verify", typ: tBool}, {name: "jobs", typ: tInt},
-		{name: "repository", typ: tString},
+		{name: "repository", typ: tString}, {name: "method", typ: tString},
 	}},
 	"http.wait": {params: []param{
 		{name: "url", typ: tString, required: true}, {name: "method", typ: tString}, {name: "body", typ: tString},
@@ -287,6 +287,10 @@ func (p *Plan) validateRefs(ps *problems, sp string, st *Step) {
 	case "restore":
 		ref("store", p.StoreNames(), "store", "stores")
 		ref("repository", p.RepositoryNames(), "repository", "repositories")
+		name, _ := st.With["store"].(string)
+		if m, ok := st.With["method"].(string); ok && !templated(m) && p.Stores[name] != nil && !p.Stores[name].HasMethod(m) {
+			ps.add(sp+".with.method", "store "+name+" is backed up by: "+strings.Join(p.Stores[name].Methods(), ", "), "store %s has no backup method %q", name, m)
+		}
 		if _, b := st.With["backup"]; b {
 			if _, t := st.With["before"]; t {
 				ps.add(sp+".with", "backup names one backup; before picks the newest one older than a time", "set backup or before, not both")

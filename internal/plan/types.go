@@ -1,5 +1,7 @@
 package plan
 
+import "slices"
+
 // Plan is a decoded, defaulted plan file. Zero values mean "not set" only
 // before Default has been applied by Load; after Load every field holds
 // the value linkdr will use.
@@ -210,3 +212,15 @@ type Replica struct {
 	// URL: s3://bucket/prefix?region=…&endpoint=…&use_path_style=true.
 	URL string `yaml:"url"`
 }
+
+// Methods are the store's backup methods, in plan order.
+func (s *Store) Methods() []string {
+	out := make([]string, 0, len(s.Backups))
+	for _, b := range s.Backups {
+		out = append(out, b.Method)
+	}
+	return out
+}
+
+// HasMethod tells whether the plan backs the store up by method.
+func (s *Store) HasMethod(method string) bool { return slices.Contains(s.Methods(), method) }

@@ -192,6 +192,9 @@ func (r *Repo) Latest(ctx context.Context, store, method string) (*Manifest, err
 			return all[i], nil
 		}
 	}
+	if method != "" && len(all) > 0 {
+		return nil, fmt.Errorf("%w: store %s has no %s backups yet (hint: run `linkdr backup %s --method %s`)", ErrNoBackup, store, method, store, method)
+	}
 	return nil, fmt.Errorf("%w: store %s has no backups yet (hint: run `linkdr backup %s`)", ErrNoBackup, store, store)
 }
 
