@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/linkapp/linkdr/internal/envelope"
-	"github.com/linkapp/linkdr/internal/plan"
 	"github.com/linkapp/linkdr/internal/repo"
 	"github.com/linkapp/linkdr/internal/store"
 )
@@ -24,8 +23,8 @@ func (r *Runner) Backup(ctx context.Context, storeName, method string) (*repo.Ma
 	}
 	if method == "" {
 		method = cfg.Backups[0].Method
-	} else if !cfg.HasMethod(method) {
-		return nil, unknownMethod(storeName, cfg, method)
+	} else if err := r.CheckMethod(storeName, method); err != nil {
+		return nil, err
 	}
 	rp, err := r.OpenRepo(ctx, cfg.Repository)
 	if err != nil {
@@ -86,13 +85,9 @@ func (r *Runner) CheckMethod(storeName, method string) error {
 		return err
 	}
 	if !cfg.HasMethod(method) {
-		return unknownMethod(storeName, cfg, method)
+		return fmt.Errorf("%w %q for store %s (the plan gives it: %s)", ErrUnknownMethod, method, storeName, strings.Join(cfg.Methods(), ", "))
 	}
 	return nil
-}
-
-func unknownMethod(storeName string, cfg *plan.Store, method string) error {
-	return fmt.Errorf("%w %q for store %s (the plan gives it: %s)", ErrUnknownMethod, method, storeName, strings.Join(cfg.Methods(), ", "))
 }
 
 // sink adapts a BackupWriter to store.Sink, adding progress.

@@ -35,8 +35,10 @@ func (r *Runner) ResolveBackup(ctx context.Context, storeName string, opts Resto
 	if err != nil {
 		return nil, nil, err
 	}
-	if opts.Method != "" && !cfg.HasMethod(opts.Method) {
-		return nil, nil, unknownMethod(storeName, cfg, opts.Method)
+	if opts.Method != "" {
+		if err := r.CheckMethod(storeName, opts.Method); err != nil {
+			return nil, nil, err
+		}
 	}
 	repoName := opts.Repository
 	if repoName == "" {
